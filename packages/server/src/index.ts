@@ -1,1 +1,6 @@
-export {}
+export { type AptState, buildServer, REDACT_PATHS } from './build-server.js'
+export { ERROR_POLICY, errorBody, type AnthropicErrorType, type ProxyErrorCode, type ServerErrorCode } from './errors.js'
+export type { RequestRecord } from './metrics.js'
+export { DEFAULT_LIMITS, type AuthOptions, type BodyLimits, type ServerOptions } from './options.js'
+export { createResultsUrlRewriter } from './proxy-handler.js'
+export { classifyRoute, ROUTE_NAMES, type RouteName } from './routes-table.js'

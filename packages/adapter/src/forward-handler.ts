@@ -1,0 +1,291 @@
+import type { ServerResponse } from 'node:http'
+import type { Dispatcher } from 'undici'
+import { AdapterError, isStaleSocketError, toAdapterError } from './errors.js'
+import { copyResponseHeaders, type ResponseHeaderFacts } from './headers.js'
+
+/** What the owner of an exchange sees when it ends (the handler itself, read-only). */
+export interface Exchange {
+  /** Upstream status, or 0 when no response arrived. */
+  readonly statusCode: number
+  /** performance.now() at dispatch, at upstream headers and at the end. */
+  readonly startedAt: number
+  readonly headersAt: number
+  readonly endedAt: number
+  /** Response body bytes written to the client (as received: compressed bytes stay compressed). */
+  readonly bytesOut: number
+  readonly upstreamRequestId: string | undefined
+  readonly isEventStream: boolean
+  readonly contentEncoding: string | undefined
+  /** The request went out on a keep-alive socket that had served an earlier request. */
+  readonly reusedSocket: boolean
+  /** The request was replayed once after a stale pooled socket failed. */
+  readonly retried: boolean
+  /** Why the exchange failed, or null. */
+  readonly error: AdapterError | null
+  /** Response headers were sent to the client: after a failure only the stream could be ended. */
+  readonly headersSent: boolean
+  /** The client went away before the response finished. */
+  readonly clientAborted: boolean
+}
+
+export interface ExchangeHooks {
+  /** Called once when upstream headers arrive, before they are written to the client. */
+  onResponseStart?: ((exchange: Exchange) => void) | undefined
+}
+
+/** Owner-side hooks; implemented by the upstream client. */
+export interface HandlerOwner {
+  dispatch (opts: Dispatcher.DispatchOptions, handler: ForwardHandler): boolean
+  settle (handler: ForwardHandler): void
+  notePending (handler: ForwardHandler): void
+}
+
+const kHandler = Symbol('apt.forwardHandler')
+
+interface ResponseWithHandler extends ServerResponse { [kHandler]?: ForwardHandler }
+
+function onResponseClose (this: ResponseWithHandler): void {
+  const handler = this[kHandler]
+  if (handler !== undefined) handler.clientClosed()
+}
+
+/**
+ * One proxied exchange, implementing undici's dispatch handler protocol
+ * (onConnect / onHeaders / onData / onComplete / onError), which undici 7
+ * drives natively. Bytes are written to the client as they arrive; upstream
+ * reads pause when the client's socket is full (back-pressure).
+ */
+export class ForwardHandler implements Exchange {
+  statusCode = 0
+  startedAt = 0
+  headersAt = 0
+  endedAt = 0
+  bytesOut = 0
+  upstreamRequestId: string | undefined = undefined
+  isEventStream = false
+  contentEncoding: string | undefined = undefined
+  reusedSocket = false
+  retried = false
+  error: AdapterError | null = null
+  headersSent = false
+  clientAborted = false
+  /** Set by the pool-wait timer while the request is queued. */
+  poolTimer: NodeJS.Timeout | null = null
+
+  readonly #owner: HandlerOwner
+  readonly #response: ResponseWithHandler
+  readonly #opts: Dispatcher.DispatchOptions
+  readonly #replayable: boolean
+  readonly #callback: (exchange: Exchange) => void
+  readonly #hooks: ExchangeHooks | undefined
+  readonly #rewrite: ((body: Buffer) => Buffer) | undefined
+  #abort: ((error?: Error) => void) | null = null
+  #resume: (() => void) | null = null
+  #onDrain: (() => void) | null = null
+  #settled = false
+  #collected: Buffer[] | null = null
+  #collectedHeaders: string[] | null = null
+
+  constructor (
+    owner: HandlerOwner,
+    response: ServerResponse,
+    opts: Dispatcher.DispatchOptions,
+    replayable: boolean,
+    callback: (exchange: Exchange) => void,
+    hooks: ExchangeHooks | undefined,
+    rewrite: ((body: Buffer) => Buffer) | undefined,
+  ) {
+    this.#owner = owner
+    this.#response = response
+    this.#opts = opts
+    this.#replayable = replayable
+    this.#callback = callback
+    this.#hooks = hooks
+    this.#rewrite = rewrite
+    this.startedAt = performance.now()
+    ;(response as ResponseWithHandler)[kHandler] = this
+    response.on('close', onResponseClose)
+  }
+
+  start (): void {
+    if (!this.#owner.dispatch(this.#opts, this)) this.#owner.notePending(this)
+  }
+
+  // --- undici handler protocol -------------------------------------------
+
+  onConnect (abort: (error?: Error) => void): void {
+    if (this.poolTimer !== null) {
+      clearTimeout(this.poolTimer)
+      this.poolTimer = null
+    }
+    if (this.#settled) {
+      // Pool wait timed out or the client left while queued: never send it.
+      abort(this.error ?? new AdapterError('APT_ADAPTER_CLIENT_ABORTED', 'The client went away'))
+      return
+    }
+    this.#abort = abort
+    pendingSocketOwner = this
+  }
+
+  onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    if (this.#settled) return false
+    this.statusCode = statusCode
+    this.headersAt = performance.now()
+    this.#resume = resume
+    const facts: ResponseHeaderFacts = { isEventStream: false, contentEncoding: undefined, requestId: undefined, contentType: undefined }
+    const headers = copyResponseHeaders(rawHeaders, facts)
+    this.isEventStream = facts.isEventStream
+    this.contentEncoding = facts.contentEncoding
+    this.upstreamRequestId = facts.requestId
+    this.#hooks?.onResponseStart?.(this)
+    const response = this.#response
+    if (this.#rewrite !== undefined && statusCode < 300 && facts.contentEncoding === undefined &&
+        facts.contentType !== undefined && facts.contentType.startsWith('application/json')) {
+      this.#collected = []
+      this.#collectedHeaders = headers
+      return true
+    }
+    this.headersSent = true
+    if (statusText) response.writeHead(statusCode, statusText, headers)
+    else response.writeHead(statusCode, headers)
+    // Let a streaming client see the status at once, even before the first event.
+    if (facts.isEventStream) response.flushHeaders()
+    return true
+  }
+
+  onData (chunk: Buffer): boolean {
+    if (this.#settled) return false
+    this.bytesOut += chunk.length
+    if (this.#collected !== null) {
+      this.#collected.push(chunk)
+      return true
+    }
+    if (this.#response.write(chunk)) return true
+    if (this.#onDrain === null) {
+      this.#onDrain = () => {
+        const resume = this.#resume
+        if (resume !== null) resume()
+      }
+    }
+    this.#response.once('drain', this.#onDrain)
+    return false
+  }
+
+  onComplete (_trailers: Buffer[] | null): void {
+    if (this.#settled) return
+    const response = this.#response
+    if (this.#collected !== null) {
+      const rewritten = (this.#rewrite as (body: Buffer) => Buffer)(Buffer.concat(this.#collected))
+      this.#collected = null
+      const headers = this.#collectedHeaders as string[]
+      for (let i = 0; i < headers.length; i += 2) {
+        if ((headers[i] as string).toLowerCase() === 'content-length') headers[i + 1] = String(rewritten.length)
+      }
+      this.bytesOut = rewritten.length
+      this.headersSent = true
+      response.writeHead(this.statusCode, headers)
+      response.end(rewritten)
+    } else {
+      response.end()
+    }
+    this.#finish(null)
+  }
+
+  onError (error: Error): void {
+    if (this.#settled) return
+    if (!this.headersSent && this.#collected === null && !this.retried && this.#replayable &&
+        this.reusedSocket && isStaleSocketError(error)) {
+      // A pooled keep-alive socket died before any response byte: replay once on another connection.
+      this.retried = true
+      this.reusedSocket = false
+      this.#abort = null
+      this.start()
+      return
+    }
+    const adapterError = toAdapterError(error)
+    if (this.headersSent) this.#endBrokenStream(adapterError)
+    this.#finish(adapterError)
+  }
+
+  // --- owner-side events ----------------------------------------------------
+
+  /** The client's response closed; if it had not finished, abort upstream at once. */
+  clientClosed (): void {
+    if (this.#settled || this.#response.writableFinished) return
+    this.clientAborted = true
+    const error = new AdapterError('APT_ADAPTER_CLIENT_ABORTED', 'The client went away before the response finished')
+    const abort = this.#abort
+    this.#finish(error)
+    if (abort !== null) abort(error)
+  }
+
+  /** The bounded wait for a pooled connection ran out. */
+  poolTimedOut (): void {
+    this.poolTimer = null
+    if (this.#settled) return
+    this.#finish(new AdapterError('APT_ADAPTER_POOL_TIMEOUT', 'No upstream connection became free in time'))
+  }
+
+  /** Abort from the owner (shutdown deadline, body limit...). */
+  abort (error: AdapterError): void {
+    if (this.#settled) return
+    const abort = this.#abort
+    if (this.headersSent) this.#endBrokenStream(error)
+    this.#finish(error)
+    if (abort !== null) abort(error)
+  }
+
+  get settled (): boolean {
+    return this.#settled
+  }
+
+  /**
+   * After response headers went out only the stream can carry the failure. An
+   * uncompressed SSE stream ends with an Anthropic `event: error` frame; any
+   * other body is cut (the client sees a truncated transfer, never a silent
+   * "complete" one).
+   */
+  #endBrokenStream (error: AdapterError): void {
+    const response = this.#response
+    if (response.destroyed || this.clientAborted) return
+    if (this.isEventStream && this.contentEncoding === undefined) {
+      const type = error.code === 'APT_ADAPTER_BODY_TIMEOUT' ? 'timeout_error' : 'api_error'
+      const body = JSON.stringify({
+        type: 'error',
+        error: { type, message: `Upstream stream interrupted: ${error.message}` },
+        request_id: this.upstreamRequestId ?? null,
+      })
+      response.end(`event: error\ndata: ${body}\n\n`)
+    } else {
+      response.destroy(error)
+    }
+  }
+
+  #finish (error: AdapterError | null): void {
+    this.#settled = true
+    this.error = error
+    this.endedAt = performance.now()
+    if (this.poolTimer !== null) {
+      clearTimeout(this.poolTimer)
+      this.poolTimer = null
+    }
+    delete this.#response[kHandler]
+    this.#response.removeListener('close', onResponseClose)
+    this.#owner.settle(this)
+    this.#callback(this)
+  }
+}
+
+/**
+ * undici calls `onConnect` and then publishes `undici:client:sendHeaders`
+ * synchronously in the same call, so the handler that was just connected is
+ * the one whose socket the channel reports. This is how each request learns
+ * whether it rides a reused keep-alive socket.
+ */
+let pendingSocketOwner: ForwardHandler | null = null
+
+export function takePendingSocketOwner (): ForwardHandler | null {
+  const owner = pendingSocketOwner
+  pendingSocketOwner = null
+  return owner
+}

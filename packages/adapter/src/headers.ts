@@ -1,0 +1,116 @@
+/**
+ * Header preparation for the forwarding path. Request headers arrive as Node's
+ * flat `rawHeaders` array (repeated headers stay separate entries, so every
+ * `anthropic-beta` line survives) and leave as a flat array undici accepts
+ * without re-validation work beyond its own.
+ */
+
+/** Hop-by-hop and proxy-owned request headers (RFC 9110 §7.6.1 plus host/expect). */
+const REQUEST_DROP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
+  'proxy-authorization', 'proxy-authenticate', 'host', 'expect', 'http2-settings',
+])
+
+/** Credentials a managed-auth proxy replaces with its own upstream key. */
+const CREDENTIAL_HEADERS = new Set(['x-api-key', 'authorization'])
+
+/** Hop-by-hop response headers; Node sets its own framing headers. */
+const RESPONSE_DROP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
+  'proxy-authenticate',
+])
+
+export interface RequestHeaderOptions {
+  /**
+   * Replace client credentials with these headers (managed auth). Given as a
+   * flat [name, value, ...] list, e.g. ['x-api-key', key]. `null` forwards the
+   * client's own `x-api-key` / `authorization` (pass-through auth).
+   */
+  credentials: readonly string[] | null
+  /** Headers added when the client did not send them, e.g. a default `anthropic-version`. */
+  defaults: readonly string[]
+  /** Drop `accept-encoding` (used when the proxy must read the response body). */
+  dropAcceptEncoding?: boolean
+}
+
+/**
+ * Build the upstream header list from Node's `rawHeaders`. One pass, no object
+ * allocation per header; names in a `connection` header are dropped too.
+ */
+export function prepareRequestHeaders (rawHeaders: readonly string[], options: RequestHeaderOptions): string[] {
+  const out: string[] = []
+  let connectionTokens: string | undefined
+  const { credentials, defaults } = options
+  let seenDefaults = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i] as string
+    const lower = name.toLowerCase()
+    if (REQUEST_DROP.has(lower)) {
+      if (lower === 'connection') connectionTokens = rawHeaders[i + 1]
+      continue
+    }
+    if (credentials !== null && CREDENTIAL_HEADERS.has(lower)) continue
+    if (options.dropAcceptEncoding === true && lower === 'accept-encoding') continue
+    if (defaults.length !== 0) {
+      for (let d = 0; d < defaults.length; d += 2) {
+        if (defaults[d] === lower) seenDefaults |= 1 << (d >> 1)
+      }
+    }
+    out.push(lower, rawHeaders[i + 1] as string)
+  }
+  if (connectionTokens !== undefined) removeConnectionTokens(out, connectionTokens)
+  if (credentials !== null) {
+    for (let i = 0; i < credentials.length; i++) out.push(credentials[i] as string)
+  }
+  for (let d = 0; d < defaults.length; d += 2) {
+    if ((seenDefaults & (1 << (d >> 1))) === 0) out.push(defaults[d] as string, defaults[d + 1] as string)
+  }
+  return out
+}
+
+function removeConnectionTokens (headers: string[], tokens: string): void {
+  const names = new Set(tokens.toLowerCase().split(',').map((token) => token.trim()).filter(Boolean))
+  for (let i = headers.length - 2; i >= 0; i -= 2) {
+    if (names.has(headers[i] as string)) headers.splice(i, 2)
+  }
+}
+
+/** Facts read from response headers in the same pass that copies them. */
+export interface ResponseHeaderFacts {
+  isEventStream: boolean
+  contentEncoding: string | undefined
+  requestId: string | undefined
+  contentType: string | undefined
+}
+
+/**
+ * Convert undici's raw response headers (Buffers) to the flat string array
+ * `ServerResponse.writeHead` takes, dropping hop-by-hop headers. Values are
+ * copied byte-for-byte (latin1 is the identity mapping for header octets).
+ */
+export function copyResponseHeaders (raw: readonly Buffer[], facts: ResponseHeaderFacts): string[] {
+  const out = new Array<string>(raw.length)
+  let n = 0
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = (raw[i] as Buffer).toString('latin1')
+    const value = (raw[i + 1] as Buffer).toString('latin1')
+    const lower = name.toLowerCase()
+    if (RESPONSE_DROP.has(lower)) continue
+    switch (lower) {
+      case 'content-type':
+        facts.contentType = value
+        facts.isEventStream = value.startsWith('text/event-stream')
+        break
+      case 'content-encoding':
+        facts.contentEncoding = value
+        break
+      case 'request-id':
+        facts.requestId = value
+        break
+    }
+    out[n++] = name
+    out[n++] = value
+  }
+  out.length = n
+  return out
+}

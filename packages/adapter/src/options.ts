@@ -1,0 +1,84 @@
+import { AdapterError } from './errors.js'
+
+export interface UpstreamClientOptions {
+  /** Upstream origin, e.g. `https://api.anthropic.com`. A path prefix is kept and prepended. */
+  origin: string
+  /** Most sockets open to the upstream at once (undici Pool `connections`). Default 128. */
+  maxConnections?: number
+  /**
+   * Idle connections the pool keeps warm. undici keeps every pooled socket alive until
+   * `keepAliveTimeoutMs` passes; it has no separate idle cap. `0` disables keep-alive
+   * (every request gets `connection: close`). Any other value is reported only. Default = maxConnections.
+   */
+  maxKeepAlive?: number
+  /** Idle socket lifetime, ms (undici keepAliveTimeout and keepAliveMaxTimeout). Default 30 000. */
+  keepAliveTimeoutMs?: number
+  /** TCP + TLS connect timeout, ms. Default 5 000. */
+  connectTimeoutMs?: number
+  /** Time to the first response header byte, ms. `0` disables. Default 600 000 (10 min). */
+  headersTimeoutMs?: number
+  /** Longest silence between two body chunks, ms; never a deadline on the whole stream. `0` disables. Default 300 000. */
+  bodyTimeoutMs?: number
+  /** Longest wait for a free pooled connection, ms. `0` waits for ever. Default 30 000. */
+  poolTimeoutMs?: number
+  /** Negotiate HTTP/2 over TLS (ALPN). Default false. */
+  allowH2?: boolean
+  /** Request bodies up to this many bytes (by content-length) are collected and sent as one buffer, so a stale-socket failure can replay them. Larger bodies stream. Default 65 536. */
+  replayBodyLimitBytes?: number
+  /** Connections opened by `warmUp()` when it is called without a count. Default 0. */
+  warmupConnections?: number
+  /** Path requested by `warmUp()` on each connection. Default `/v1/models?limit=1`. */
+  warmupPath?: string
+}
+
+export interface ResolvedUpstreamOptions {
+  readonly origin: string
+  readonly pathPrefix: string
+  readonly maxConnections: number
+  readonly maxKeepAlive: number
+  readonly keepAliveTimeoutMs: number
+  readonly connectTimeoutMs: number
+  readonly headersTimeoutMs: number
+  readonly bodyTimeoutMs: number
+  readonly poolTimeoutMs: number
+  readonly allowH2: boolean
+  readonly replayBodyLimitBytes: number
+  readonly warmupConnections: number
+  readonly warmupPath: string
+}
+
+function integer (name: string, value: number | undefined, fallback: number, min: number): number {
+  if (value === undefined) return fallback
+  if (!Number.isInteger(value) || value < min) {
+    throw new AdapterError('APT_ADAPTER_INVALID_OPTIONS', `${name} must be an integer >= ${min}, got ${String(value)}`)
+  }
+  return value
+}
+
+export function resolveOptions (options: UpstreamClientOptions): ResolvedUpstreamOptions {
+  let url: URL
+  try {
+    url = new URL(options.origin)
+  } catch (cause) {
+    throw new AdapterError('APT_ADAPTER_INVALID_OPTIONS', `origin must be an absolute http(s) URL, got '${options.origin}'`, { cause })
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new AdapterError('APT_ADAPTER_INVALID_OPTIONS', `origin must use http or https, got '${url.protocol}'`)
+  }
+  const maxConnections = integer('maxConnections', options.maxConnections, 128, 1)
+  return Object.freeze({
+    origin: url.origin,
+    pathPrefix: url.pathname.replace(/\/+$/, ''),
+    maxConnections,
+    maxKeepAlive: integer('maxKeepAlive', options.maxKeepAlive, maxConnections, 0),
+    keepAliveTimeoutMs: integer('keepAliveTimeoutMs', options.keepAliveTimeoutMs, 30_000, 1),
+    connectTimeoutMs: integer('connectTimeoutMs', options.connectTimeoutMs, 5_000, 1),
+    headersTimeoutMs: integer('headersTimeoutMs', options.headersTimeoutMs, 600_000, 0),
+    bodyTimeoutMs: integer('bodyTimeoutMs', options.bodyTimeoutMs, 300_000, 0),
+    poolTimeoutMs: integer('poolTimeoutMs', options.poolTimeoutMs, 30_000, 0),
+    allowH2: options.allowH2 ?? false,
+    replayBodyLimitBytes: integer('replayBodyLimitBytes', options.replayBodyLimitBytes, 65_536, 0),
+    warmupConnections: integer('warmupConnections', options.warmupConnections, 0, 0),
+    warmupPath: options.warmupPath ?? '/v1/models?limit=1',
+  })
+}

@@ -1,0 +1,232 @@
+import diagnosticsChannel from 'node:diagnostics_channel'
+import type { ServerResponse } from 'node:http'
+import type { Readable } from 'node:stream'
+import { type Dispatcher, Pool, buildConnector } from 'undici'
+import { AdapterError, type TimeoutKind } from './errors.js'
+import { type Exchange, type ExchangeHooks, ForwardHandler, type HandlerOwner, takePendingSocketOwner } from './forward-handler.js'
+import { resolveOptions, type ResolvedUpstreamOptions, type UpstreamClientOptions } from './options.js'
+
+export interface ForwardRequest {
+  method: string
+  /** Path and query exactly as received, e.g. `/v1/messages?beta=true`. */
+  path: string
+  /** Prepared headers (see `prepareRequestHeaders`). */
+  headers: string[]
+  /** A Buffer (replayable after a stale-socket failure), a stream, or null. */
+  body: Buffer | Readable | AsyncIterable<Buffer> | null
+}
+
+export interface ForwardOptions extends ExchangeHooks {
+  /** Collect a 2xx uncompressed JSON response and send `rewriteBody(body)` instead (content-length fixed). */
+  rewriteBody?: ((body: Buffer) => Buffer) | undefined
+}
+
+export interface ConnectionStats {
+  /** Exchanges started (not counting warm-up). */
+  requests: number
+  /** Requests sent on a socket that had already served one. */
+  hits: number
+  /** Requests that were the first on a new socket. */
+  misses: number
+  /** Sockets opened to the upstream (warm-up included). */
+  connectionsOpened: number
+  /** Stale-socket replays. */
+  retries: number
+  /** Exchanges the client abandoned. */
+  clientAborts: number
+  /** Exchanges that ended with an adapter error (timeouts and aborts included). */
+  errors: number
+  timeouts: Record<TimeoutKind, number> & { total: number }
+  inFlight: number
+  pool: { connected: number, free: number, pending: number, queued: number, running: number, size: number }
+}
+
+export interface WarmUpResult { requested: number, opened: number, failed: number }
+
+export interface UpstreamClient {
+  readonly options: ResolvedUpstreamOptions
+  /** Forward one request, writing the response to `response` as bytes arrive; `callback` runs once at the end. */
+  forward (request: ForwardRequest, response: ServerResponse, callback: (exchange: Exchange) => void, options?: ForwardOptions): void
+  /** Open `count` connections now (default: options.warmupConnections). */
+  warmUp (count?: number): Promise<WarmUpResult>
+  stats (): ConnectionStats
+  /** Number of exchanges not yet settled. */
+  readonly inFlight: number
+  /** Let running requests finish, then close every socket. */
+  close (): Promise<void>
+  /** Abort everything at once. */
+  destroy (): Promise<void>
+}
+
+const kServed = Symbol('apt.served')
+interface CountedSocket { [kServed]?: number }
+
+let channelSubscribed = false
+function subscribeSendHeaders (): void {
+  if (channelSubscribed) return
+  channelSubscribed = true
+  diagnosticsChannel.subscribe('undici:client:sendHeaders', (message) => {
+    const owner = takePendingSocketOwner()
+    if (owner === null) return
+    const socket = (message as { socket: CountedSocket }).socket
+    const served = socket[kServed]
+    if (served === undefined) return // not one of ours
+    socket[kServed] = served + 1
+    owner.reusedSocket = served > 0
+    const stats = statsOf.get(owner)
+    if (stats === undefined) return
+    if (served > 0) stats.hits++
+    else stats.misses++
+  })
+}
+
+interface MutableStats {
+  requests: number, hits: number, misses: number, connectionsOpened: number, retries: number
+  clientAborts: number, errors: number, timeouts: Record<TimeoutKind, number>
+}
+
+/** Which stats object a handler reports to (one per client; a WeakMap keeps the handler class free of it). */
+const statsOf = new WeakMap<ForwardHandler, MutableStats>()
+
+const TIMEOUT_KIND: Partial<Record<string, TimeoutKind>> = {
+  APT_ADAPTER_CONNECT_TIMEOUT: 'connect',
+  APT_ADAPTER_HEADERS_TIMEOUT: 'headers',
+  APT_ADAPTER_BODY_TIMEOUT: 'body',
+  APT_ADAPTER_POOL_TIMEOUT: 'poolWait',
+}
+
+class UpstreamClientImpl implements UpstreamClient, HandlerOwner {
+  readonly options: ResolvedUpstreamOptions
+  readonly #pool: Pool
+  readonly #stats: MutableStats = {
+    requests: 0, hits: 0, misses: 0, connectionsOpened: 0, retries: 0, clientAborts: 0, errors: 0,
+    timeouts: { connect: 0, headers: 0, body: 0, poolWait: 0 },
+  }
+  readonly #running = new Set<ForwardHandler>()
+  #closed = false
+
+  constructor (options: ResolvedUpstreamOptions) {
+    this.options = options
+    const stats = this.#stats
+    const connector = buildConnector({ timeout: options.connectTimeoutMs, rejectUnauthorized: true, allowH2: options.allowH2 })
+    this.#pool = new Pool(options.origin, {
+      connections: options.maxConnections,
+      keepAliveTimeout: options.keepAliveTimeoutMs,
+      keepAliveMaxTimeout: options.keepAliveTimeoutMs,
+      headersTimeout: options.headersTimeoutMs,
+      bodyTimeout: options.bodyTimeoutMs,
+      allowH2: options.allowH2,
+      pipelining: options.maxKeepAlive === 0 ? 0 : 1,
+      connect (connectOptions, callback) {
+        connector(connectOptions, (error, socket) => {
+          if (error !== null || socket === null) {
+            callback(error ?? new Error('connect failed'), null)
+            return
+          }
+          stats.connectionsOpened++
+          ;(socket as unknown as CountedSocket)[kServed] = 0
+          callback(null, socket)
+        })
+      },
+    })
+    subscribeSendHeaders()
+  }
+
+  get inFlight (): number {
+    return this.#running.size
+  }
+
+  forward (request: ForwardRequest, response: ServerResponse, callback: (exchange: Exchange) => void, options?: ForwardOptions): void {
+    const body = request.body
+    const opts: Dispatcher.DispatchOptions = {
+      path: this.options.pathPrefix + request.path,
+      method: request.method as Dispatcher.HttpMethod,
+      headers: request.headers,
+      body: body as Buffer | Readable | null,
+    }
+    if (this.options.maxKeepAlive === 0) opts.reset = true
+    const handler = new ForwardHandler(this, response, opts, body === null || Buffer.isBuffer(body), callback, options, options?.rewriteBody)
+    this.#stats.requests++
+    statsOf.set(handler, this.#stats)
+    this.#running.add(handler)
+    if (this.#closed) {
+      handler.abort(new AdapterError('APT_ADAPTER_CLOSED', 'The upstream client is closing'))
+      return
+    }
+    handler.start()
+  }
+
+  // HandlerOwner
+  dispatch (opts: Dispatcher.DispatchOptions, handler: ForwardHandler): boolean {
+    if (handler.retried) this.#stats.retries++
+    return this.#pool.dispatch(opts, handler as unknown as Dispatcher.DispatchHandler)
+  }
+
+  notePending (handler: ForwardHandler): void {
+    // The pool is saturated: this request may wait in undici's queue. Bound that wait.
+    const ms = this.options.poolTimeoutMs
+    if (ms > 0 && handler.poolTimer === null && !handler.settled) {
+      handler.poolTimer = setTimeout(() => { handler.poolTimedOut() }, ms).unref()
+    }
+  }
+
+  settle (handler: ForwardHandler): void {
+    this.#running.delete(handler)
+    const error = handler.error
+    if (error === null) return
+    const stats = this.#stats
+    if (handler.clientAborted) {
+      stats.clientAborts++
+      return
+    }
+    stats.errors++
+    const kind = TIMEOUT_KIND[error.code]
+    if (kind !== undefined) stats.timeouts[kind]++
+  }
+
+  async warmUp (count = this.options.warmupConnections): Promise<WarmUpResult> {
+    const target = Math.min(count, this.options.maxConnections)
+    const attempts: Promise<boolean>[] = []
+    for (let i = 0; i < target; i++) {
+      attempts.push(this.#pool.request({ path: this.options.pathPrefix + this.options.warmupPath, method: 'GET' })
+        .then(async (response) => { await response.body.dump(); return true }, () => false))
+    }
+    const results = await Promise.all(attempts)
+    const opened = results.filter(Boolean).length
+    return { requested: target, opened, failed: target - opened }
+  }
+
+  stats (): ConnectionStats {
+    const s = this.#stats
+    const pool = this.#pool.stats
+    return {
+      requests: s.requests,
+      hits: s.hits,
+      misses: s.misses,
+      connectionsOpened: s.connectionsOpened,
+      retries: s.retries,
+      clientAborts: s.clientAborts,
+      errors: s.errors,
+      timeouts: { ...s.timeouts, total: s.timeouts.connect + s.timeouts.headers + s.timeouts.body + s.timeouts.poolWait },
+      inFlight: this.#running.size,
+      pool: { connected: pool.connected, free: pool.free, pending: pool.pending, queued: pool.queued, running: pool.running, size: pool.size },
+    }
+  }
+
+  async close (): Promise<void> {
+    if (this.#closed) return
+    this.#closed = true
+    await this.#pool.close()
+  }
+
+  async destroy (): Promise<void> {
+    this.#closed = true
+    const error = new AdapterError('APT_ADAPTER_CLOSED', 'The upstream client was destroyed')
+    for (const handler of this.#running) handler.abort(error)
+    await this.#pool.destroy(error)
+  }
+}
+
+export function createUpstreamClient (options: UpstreamClientOptions): UpstreamClient {
+  return new UpstreamClientImpl(resolveOptions(options))
+}

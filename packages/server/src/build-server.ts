@@ -1,0 +1,240 @@
+import { type ConnectionStats, createUpstreamClient, type UpstreamClient } from '@apt/adapter'
+import Fastify, { type FastifyInstance, LogController } from 'fastify'
+import { sendError } from './errors.js'
+import { createServerMetrics, type RequestRecord } from './metrics.js'
+import { DEFAULT_LIMITS, type ServerOptions } from './options.js'
+import { createProxyHandler, type ProxyState } from './proxy-handler.js'
+import { ROUTE_NAMES, type RouteName } from './routes-table.js'
+
+/** Paths and header names pino never prints. */
+export const REDACT_PATHS = [
+  'headers["x-api-key"]', 'headers.authorization', 'headers.cookie',
+  '*.headers["x-api-key"]', '*.headers.authorization', '*.headers.cookie',
+  'upstreamApiKey', '*.upstreamApiKey', 'proxyKeys', '*.proxyKeys',
+]
+
+export interface AptState {
+  readonly upstream: UpstreamClient
+  readonly draining: boolean
+  /** Mark the proxy as draining: `/ready` turns 503, new `/v1/*` requests get 503, idle keep-alive sockets are closed. */
+  startDrain (): void
+  /** Requests and streams still running. */
+  inFlight (): { requests: number, streams: number }
+  /** The JSON served at `/anthropic/metrics`. */
+  metricsSnapshot (): Record<string, unknown>
+  stats (): ConnectionStats
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    apt: AptState
+  }
+}
+
+interface RouteCounters { requests: number, errors: number, streams: number }
+
+/**
+ * Build the proxy app (not listening). `/v1/*` is forwarded for every method;
+ * `/health`, `/ready`, `/anthropic/metrics` and `/metrics` are the proxy's own.
+ */
+export function buildServer (options: ServerOptions): FastifyInstance {
+  const ownsUpstream = !('forward' in options.upstream)
+  const upstream: UpstreamClient = ownsUpstream
+    ? createUpstreamClient(options.upstream as Parameters<typeof createUpstreamClient>[0])
+    : options.upstream as UpstreamClient
+  const limits = { ...DEFAULT_LIMITS, ...options.limits }
+  const metricsEnabled = options.metrics?.enabled ?? true
+  const metricsToken = options.metrics?.token
+
+  const app = Fastify({
+    logger: options.logger === false
+      ? false
+      : {
+          level: 'info',
+          ...options.logger,
+          redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+          ...(options.logStream === undefined ? {} : { stream: options.logStream }),
+        },
+    // One line per request is written by the proxy itself (with upstream facts), so Fastify's own pair is off.
+    logController: new LogController({ disableRequestLogging: true }),
+    return503OnClosing: false,
+    bodyLimit: limits.jsonBytes,
+    // Fastify must not consume /v1 bodies: they stay on the raw request and stream upstream.
+    forceCloseConnections: false,
+  })
+
+  const state: ProxyState = { draining: false, inFlightRequests: 0, inFlightStreams: 0 }
+  let totalRequests = 0
+  let totalErrors = 0
+  const routeCounters = new Map<RouteName, RouteCounters>(ROUTE_NAMES.map((route) => [route, { requests: 0, errors: 0, streams: 0 }]))
+  const statusCounts = new Map<number, number>()
+
+  const metrics = createServerMetrics({
+    processMetrics: options.metrics?.processMetrics ?? true,
+    connectionStats: () => upstream.stats(),
+    gauges: () => ({ inFlightRequests: state.inFlightRequests, inFlightStreams: state.inFlightStreams, draining: state.draining }),
+  })
+
+  function observe (record: RequestRecord, exchange: { upstreamRequestId: string | undefined, reusedSocket: boolean, retried: boolean } | null, log: typeof app.log): void {
+    totalRequests++
+    const counters = routeCounters.get(record.route) as RouteCounters
+    counters.requests++
+    if (record.isStream) counters.streams++
+    if (record.status >= 400 || record.errorCode !== undefined) {
+      totalErrors++
+      counters.errors++
+    }
+    statusCounts.set(record.status, (statusCounts.get(record.status) ?? 0) + 1)
+    metrics.observe(record)
+    log.info({
+      method: record.method,
+      route: record.route,
+      status: record.status,
+      duration_ms: Math.round(record.durationMs * 1000) / 1000,
+      ttfb_ms: record.ttfbMs < 0 ? null : Math.round(record.ttfbMs * 1000) / 1000,
+      bytes_out: record.bytesOut,
+      stream: record.isStream,
+      upstream_request_id: exchange?.upstreamRequestId ?? null,
+      reused_socket: exchange?.reusedSocket ?? false,
+      retried: exchange?.retried ?? false,
+      error_code: record.errorCode ?? null,
+    }, 'request')
+  }
+
+  const defaultHeaders: string[] = []
+  for (const [name, value] of Object.entries(options.defaultHeaders ?? {})) defaultHeaders.push(name.toLowerCase(), value)
+
+  const proxy = createProxyHandler({
+    upstream,
+    auth: options.auth ?? { mode: 'passthrough' },
+    limits,
+    publicBaseUrl: options.publicBaseUrl,
+    defaultHeaders,
+    state,
+    observe,
+  })
+
+  let sweepTimer: NodeJS.Timeout | null = null
+  const apt: AptState = {
+    upstream,
+    get draining () { return state.draining },
+    startDrain () {
+      if (state.draining) return
+      state.draining = true
+      // Keep-alive sockets that go idle while draining are closed so close() can finish.
+      const sweep = (): void => {
+        app.server.closeIdleConnections()
+        sweepTimer?.refresh()
+      }
+      sweepTimer = setTimeout(sweep, options.drainSweepMs ?? 100).unref()
+      app.server.closeIdleConnections()
+    },
+    inFlight: () => ({ requests: state.inFlightRequests, streams: state.inFlightStreams }),
+    stats: () => upstream.stats(),
+    metricsSnapshot () {
+      const stats = upstream.stats()
+      const routes: Record<string, RouteCounters> = {}
+      for (const [route, counters] of routeCounters) routes[route] = { ...counters }
+      return {
+        timestamp: new Date().toISOString(),
+        adapter_metrics: {
+          status: state.draining ? 'draining' : 'healthy',
+          initialized: true,
+          request_count: stats.requests,
+          connection_stats: {
+            hits: stats.hits,
+            misses: stats.misses,
+            timeouts: stats.timeouts.total,
+            timeouts_by_kind: { connect: stats.timeouts.connect, headers: stats.timeouts.headers, body: stats.timeouts.body, pool_wait: stats.timeouts.poolWait },
+            connections_opened: stats.connectionsOpened,
+            reuse_ratio: stats.hits + stats.misses === 0 ? null : stats.hits / (stats.hits + stats.misses),
+            retries: stats.retries,
+            client_aborts: stats.clientAborts,
+            errors: stats.errors,
+          },
+          configuration: {
+            upstream: upstream.options.origin + upstream.options.pathPrefix,
+            max_connections: upstream.options.maxConnections,
+            max_keepalive: upstream.options.maxKeepAlive,
+            keepalive_expiry_ms: upstream.options.keepAliveTimeoutMs,
+            chunk_size: upstream.options.replayBodyLimitBytes,
+            http2: upstream.options.allowH2,
+            connect_timeout_ms: upstream.options.connectTimeoutMs,
+            headers_timeout_ms: upstream.options.headersTimeoutMs,
+            body_timeout_ms: upstream.options.bodyTimeoutMs,
+            pool_timeout_ms: upstream.options.poolTimeoutMs,
+          },
+          pool: stats.pool,
+        },
+        router_metrics: {
+          total_requests: totalRequests,
+          total_errors: totalErrors,
+          error_rate: totalRequests === 0 ? 0 : totalErrors / totalRequests,
+          active_requests: state.inFlightRequests,
+          active_streams: state.inFlightStreams,
+          routes,
+          status_codes: Object.fromEntries([...statusCounts].map(([status, count]) => [String(status), count])),
+        },
+      }
+    },
+  }
+  app.decorate('apt', apt)
+
+  // Bodies stay as bytes: a catch-all parser that consumes nothing.
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
+
+  app.all('/v1/*', (request, reply) => {
+    reply.hijack()
+    proxy(request.raw, reply.raw, request.log)
+  })
+
+  app.get('/health', async () => ({ status: 'ok' }))
+  app.get('/ready', async (_request, reply) => {
+    if (state.draining) return reply.code(503).send({ status: 'draining' })
+    return { status: 'ready' }
+  })
+
+  if (metricsEnabled) {
+    const authorize = (authorization: string | undefined): boolean =>
+      metricsToken === undefined || authorization === `Bearer ${metricsToken}`
+    app.get('/anthropic/metrics', (request, reply) => {
+      if (!authorize(request.headers.authorization)) {
+        reply.hijack()
+        sendError(reply.raw, 'APT_SERVER_METRICS_UNAUTHORIZED', 'The metrics endpoints need Authorization: Bearer <token>')
+        return
+      }
+      reply.send(apt.metricsSnapshot())
+    })
+    app.get('/metrics', async (request, reply) => {
+      if (!authorize(request.headers.authorization)) {
+        reply.hijack()
+        sendError(reply.raw, 'APT_SERVER_METRICS_UNAUTHORIZED', 'The metrics endpoints need Authorization: Bearer <token>')
+        return
+      }
+      const text = await metrics.registry.metrics()
+      reply.header('content-type', metrics.registry.contentType).send(text)
+    })
+  }
+
+  app.setNotFoundHandler((request, reply) => {
+    reply.hijack()
+    sendError(reply.raw, 'APT_SERVER_NOT_FOUND', `Not found: ${request.method} ${request.url.split('?')[0] ?? ''}`)
+  })
+  app.setErrorHandler((error, _request, reply) => {
+    reply.hijack()
+    const status = (error as { statusCode?: number }).statusCode ?? 500
+    const message = error instanceof Error ? error.message : String(error)
+    if (status === 413) sendError(reply.raw, 'APT_SERVER_BODY_TOO_LARGE', message)
+    else if (status >= 400 && status < 500) sendError(reply.raw, 'APT_SERVER_INVALID_REQUEST', message)
+    else sendError(reply.raw, 'APT_SERVER_INTERNAL', 'Internal proxy error')
+  })
+
+  app.addHook('onClose', async () => {
+    if (sweepTimer !== null) clearTimeout(sweepTimer)
+    metrics.close()
+    if (ownsUpstream) await upstream.close()
+  })
+
+  return app
+}

@@ -1,0 +1,202 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import {
+  AdapterError,
+  type Exchange,
+  type ForwardOptions,
+  prepareRequestHeaders,
+  type RequestHeaderOptions,
+  type UpstreamClient,
+} from '@apt/adapter'
+import type { FastifyBaseLogger } from 'fastify'
+import { ERROR_POLICY, sendError } from './errors.js'
+import type { RequestRecord } from './metrics.js'
+import type { AuthOptions, BodyLimits } from './options.js'
+import { classifyRoute, type RouteName } from './routes-table.js'
+
+export interface ProxyState {
+  draining: boolean
+  inFlightRequests: number
+  inFlightStreams: number
+}
+
+export interface ProxyContext {
+  upstream: UpstreamClient
+  auth: AuthOptions
+  limits: BodyLimits
+  publicBaseUrl: string | undefined
+  defaultHeaders: readonly string[]
+  state: ProxyState
+  observe: (record: RequestRecord, exchange: Exchange | null, log: FastifyBaseLogger) => void
+}
+
+function sha256 (value: string): Buffer {
+  return createHash('sha256').update(value).digest()
+}
+
+/** Constant-time membership test: every configured key is compared, each in constant time. */
+function createKeyCheck (keys: readonly string[]): (presented: string) => boolean {
+  const digests = keys.map(sha256)
+  return (presented) => {
+    const digest = sha256(presented)
+    let match = false
+    for (const candidate of digests) match = timingSafeEqual(candidate, digest) || match
+    return match
+  }
+}
+
+function presentedKey (request: IncomingMessage): string | undefined {
+  const apiKey = request.headers['x-api-key']
+  if (typeof apiKey === 'string' && apiKey !== '') return apiKey
+  const authorization = request.headers.authorization
+  if (authorization !== undefined && authorization.length > 7 && authorization.slice(0, 7).toLowerCase() === 'bearer ') {
+    return authorization.slice(7).trim()
+  }
+  return undefined
+}
+
+/** `results_url` values point at the upstream; point them at the proxy so downloads come through it. */
+export function createResultsUrlRewriter (publicBaseUrl: string): (body: Buffer) => Buffer {
+  const base = publicBaseUrl.replace(/\/+$/, '')
+  const pattern = /("results_url"\s*:\s*")[^"]*?(\/v1\/)/g
+  return (body) => {
+    const text = body.toString('utf8')
+    if (!text.includes('"results_url"')) return body
+    return Buffer.from(text.replace(pattern, `$1${base}$2`), 'utf8')
+  }
+}
+
+async function * limitBody (request: IncomingMessage, limit: number): AsyncGenerator<Buffer> {
+  let received = 0
+  for await (const chunk of request) {
+    received += (chunk as Buffer).length
+    if (received > limit) {
+      throw new AdapterError('APT_ADAPTER_BODY_TOO_LARGE', `Request body exceeds the ${limit} byte limit for this endpoint`)
+    }
+    yield chunk as Buffer
+  }
+}
+
+/**
+ * The `/v1/*` handler: checks what must be checked before the upstream is
+ * contacted (draining, managed auth, declared size), then hands the raw
+ * request and response to the adapter. Bodies are never parsed.
+ */
+export function createProxyHandler (context: ProxyContext): (request: IncomingMessage, response: ServerResponse, log: FastifyBaseLogger) => void {
+  const { upstream, auth, limits, state, observe } = context
+  const checkKey = auth.mode === 'managed' ? createKeyCheck(auth.proxyKeys) : null
+  const headerOptions: RequestHeaderOptions = {
+    credentials: auth.mode === 'managed' ? ['x-api-key', auth.upstreamApiKey] : null,
+    defaults: context.defaultHeaders,
+  }
+  const rewriteHeaderOptions: RequestHeaderOptions = { ...headerOptions, dropAcceptEncoding: true }
+  const replayLimit = upstream.options.replayBodyLimitBytes
+
+  const onResponseStart = (exchange: Exchange): void => {
+    if (exchange.isEventStream) state.inFlightStreams++
+  }
+  const plainOptions: ForwardOptions = { onResponseStart }
+  const rewriteOptions: ForwardOptions | null = context.publicBaseUrl === undefined
+    ? null
+    : { onResponseStart, rewriteBody: createResultsUrlRewriter(context.publicBaseUrl) }
+
+  function limitFor (route: RouteName, method: string | undefined): number {
+    if (method === 'POST') {
+      if (route === 'batches') return limits.batchBytes
+      if (route === 'files') return limits.fileBytes
+    }
+    return limits.jsonBytes
+  }
+
+  function reject (response: ServerResponse, log: FastifyBaseLogger, started: number, route: RouteName, method: string, code: 'APT_SERVER_DRAINING' | 'APT_SERVER_UNAUTHORIZED' | 'APT_SERVER_BODY_TOO_LARGE', message: string): void {
+    sendError(response, code, message, { close: code === 'APT_SERVER_DRAINING' })
+    state.inFlightRequests--
+    observe({
+      route, method, status: ERROR_POLICY[code].status, durationMs: performance.now() - started,
+      ttfbMs: -1, bytesOut: 0, isStream: false, errorCode: code,
+    }, null, log)
+  }
+
+  return function proxy (request, response, log) {
+    const started = performance.now()
+    const url = request.url as string
+    const method = request.method as string
+    const route = classifyRoute(url)
+    state.inFlightRequests++
+
+    if (state.draining) {
+      reject(response, log, started, route, method, 'APT_SERVER_DRAINING', 'The proxy is shutting down; retry the request')
+      return
+    }
+    if (checkKey !== null) {
+      const key = presentedKey(request)
+      if (key === undefined || !checkKey(key)) {
+        reject(response, log, started, route, method, 'APT_SERVER_UNAUTHORIZED', key === undefined ? 'Missing proxy API key (x-api-key or Authorization: Bearer)' : 'Invalid proxy API key')
+        return
+      }
+    }
+
+    const limit = limitFor(route, method)
+    const declared = request.headers['content-length']
+    let length = -1
+    if (declared !== undefined) {
+      length = Number(declared)
+      if (length > limit) {
+        reject(response, log, started, route, method, 'APT_SERVER_BODY_TOO_LARGE', `Request body of ${length} bytes exceeds the ${limit} byte limit for this endpoint`)
+        return
+      }
+    }
+
+    const rewrite = rewriteOptions !== null && route === 'batches'
+    const headers = prepareRequestHeaders(request.rawHeaders, rewrite ? rewriteHeaderOptions : headerOptions)
+    const options = rewrite ? rewriteOptions : plainOptions
+
+    const done = (exchange: Exchange): void => {
+      state.inFlightRequests--
+      if (exchange.isEventStream && exchange.headersSent) state.inFlightStreams--
+      const error = exchange.error
+      let status = exchange.statusCode
+      if (error !== null && !exchange.headersSent) {
+        if (exchange.clientAborted) status = 499
+        else {
+          sendError(response, error.code, error.message)
+          status = ERROR_POLICY[error.code].status
+        }
+      }
+      observe({
+        route,
+        method,
+        status,
+        durationMs: exchange.endedAt - started,
+        ttfbMs: exchange.headersAt === 0 ? -1 : exchange.headersAt - started,
+        bytesOut: exchange.bytesOut,
+        isStream: exchange.isEventStream,
+        errorCode: error?.code,
+      }, exchange, log)
+    }
+
+    if (length === 0 || (length === -1 && request.headers['transfer-encoding'] === undefined)) {
+      upstream.forward({ method, path: url, headers, body: null }, response, done, options)
+    } else if (length > 0 && length <= replayLimit) {
+      // Small bodies (nearly always in the first packet) are sent as one buffer, so a stale socket can replay them.
+      const chunks: Buffer[] = []
+      let ended = false
+      request.on('data', (chunk: Buffer) => { chunks.push(chunk) })
+      request.once('end', () => {
+        ended = true
+        const body = chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks)
+        upstream.forward({ method, path: url, headers, body }, response, done, options)
+      })
+      request.once('close', () => {
+        if (!ended) {
+          state.inFlightRequests--
+          observe({ route, method, status: 499, durationMs: performance.now() - started, ttfbMs: -1, bytesOut: 0, isStream: false, errorCode: 'APT_ADAPTER_CLIENT_ABORTED' }, null, log)
+        }
+      })
+    } else if (length > 0) {
+      upstream.forward({ method, path: url, headers, body: request }, response, done, options)
+    } else {
+      upstream.forward({ method, path: url, headers, body: limitBody(request, limit) }, response, done, options)
+    }
+  }
+}

@@ -1,0 +1,62 @@
+import { readFileSync } from 'node:fs'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { type FakeUpstream, type RunningProxy, readTimed, sleep, startFakeUpstream, startProxy } from './helpers.js'
+
+const fixture = readFileSync(new URL('./fixtures/padded-stream.sse', import.meta.url))
+const events = fixture.toString('utf8').split(/(?<=\n\n)/)
+const PACE_MS = 40
+
+describe('SSE streams pass through byte for byte, as paced by the upstream', () => {
+  let upstream: FakeUpstream
+  let proxy: RunningProxy
+
+  beforeAll(async () => {
+    upstream = await startFakeUpstream(async (request, response) => {
+      response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'request-id': 'req_fixture' })
+      for (const [index, event] of events.entries()) {
+        const bytes = Buffer.from(event, 'utf8')
+        if (index === 3) {
+          // Split inside a multi-byte character: the proxy must not care where chunks fall.
+          const cut = bytes.indexOf(Buffer.from('é', 'utf8')) + 1
+          response.write(bytes.subarray(0, cut))
+          await sleep(5)
+          response.write(bytes.subarray(cut))
+        } else {
+          response.write(bytes)
+        }
+        if (request.url?.includes('fast') !== true) await sleep(PACE_MS)
+      }
+      response.end()
+    })
+    proxy = await startProxy(upstream.url)
+  })
+  afterAll(async () => {
+    await proxy.close()
+    await upstream.close()
+  })
+
+  test('the proxied stream is byte-identical to the direct one and to the fixture', async () => {
+    const init = { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': 'k' }, body: '{"stream":true}' }
+    const direct = await readTimed(await fetch(`${upstream.url}/v1/messages?fast=1`, init))
+    const proxied = await readTimed(await fetch(`${proxy.url}/v1/messages?fast=1`, init))
+    expect(direct.bytes.equals(fixture)).toBe(true)
+    expect(proxied.bytes.equals(direct.bytes)).toBe(true)
+  })
+
+  test('events arrive as the upstream sends them: the first is not held back, no burst at the end', async () => {
+    const response = await fetch(`${proxy.url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': 'k' }, body: '{"stream":true}' })
+    expect(response.headers.get('content-type')).toBe('text/event-stream; charset=utf-8')
+    expect(response.headers.get('request-id')).toBe('req_fixture')
+    const { chunks, bytes } = await readTimed(response)
+    expect(bytes.equals(fixture)).toBe(true)
+    // One chunk per upstream write (or close to it): nothing coalesced into a burst.
+    expect(chunks.length).toBeGreaterThanOrEqual(events.length)
+    const first = (chunks[0] as { at: number }).at
+    const last = (chunks.at(-1) as { at: number }).at
+    // The upstream spreads the events over (n-1) pauses; the client must see that spread.
+    expect(last - first).toBeGreaterThan((events.length - 2) * PACE_MS * 0.75)
+    // Each event arrives on its own, separated by roughly the pacing.
+    const gaps = chunks.slice(1).map((chunk, i) => chunk.at - (chunks[i] as { at: number }).at)
+    expect(gaps.filter((gap) => gap >= PACE_MS * 0.5).length).toBeGreaterThanOrEqual(events.length - 3)
+  })
+})
