@@ -1,0 +1,100 @@
+import { mkdtempSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { describe, expect, test } from 'vitest'
+import { loadConfig, readEnvFile } from '../src/config.js'
+
+describe('loadConfig', () => {
+  test('defaults: the real Anthropic API, port 8080, pass-through auth, 32 MB JSON limit', () => {
+    const result = loadConfig({})
+    if (!result.ok) throw new Error(result.errors.join('\n'))
+    const { config } = result
+    expect(config.port).toBe(8080)
+    expect(config.host).toBe('0.0.0.0')
+    expect(config.logLevel).toBe('info')
+    expect(config.profile).toBe('production')
+    const upstream = config.server.upstream as { origin: string, maxConnections: number, keepAliveTimeoutMs: number }
+    expect(upstream.origin).toBe('https://api.anthropic.com')
+    expect(upstream.maxConnections).toBe(128)
+    expect(upstream.keepAliveTimeoutMs).toBe(30_000)
+    expect(config.server.auth).toEqual({ mode: 'passthrough' })
+    expect(config.server.limits?.jsonBytes).toBe(32 * 1024 * 1024)
+    expect(Object.isFrozen(config)).toBe(true)
+  })
+
+  test('the contract variables and the seed settings map to options', () => {
+    const result = loadConfig({
+      ANTHROPIC_UPSTREAM_URL: 'http://127.0.0.1:9999/prefix',
+      PORT: '9000',
+      HOST: '127.0.0.1',
+      LOG_LEVEL: 'WARN',
+      ANTHROPIC_MAX_CONNECTIONS: '64',
+      ANTHROPIC_MAX_KEEPALIVE: '32',
+      ANTHROPIC_KEEPALIVE_EXPIRY: '12.5',
+      ANTHROPIC_CHUNK_SIZE: '8192',
+      PRODUCTION_ENABLE_HTTP2: 'true',
+      PRODUCTION_WARMUP_CONNECTIONS: '8',
+    })
+    if (!result.ok) throw new Error(result.errors.join('\n'))
+    expect(result.config.port).toBe(9000)
+    expect(result.config.host).toBe('127.0.0.1')
+    expect(result.config.logLevel).toBe('warn')
+    expect(result.config.warmupConnections).toBe(8)
+    expect(result.config.server.upstream).toMatchObject({
+      origin: 'http://127.0.0.1:9999/prefix',
+      maxConnections: 64,
+      maxKeepAlive: 32,
+      keepAliveTimeoutMs: 12_500,
+      replayBodyLimitBytes: 8192,
+      allowH2: true,
+      warmupConnections: 8,
+    })
+  })
+
+  test('every problem is reported at once, clearly', () => {
+    const result = loadConfig({
+      ANTHROPIC_UPSTREAM_URL: 'ftp://nope',
+      PORT: 'abc',
+      LOG_LEVEL: 'loud',
+      ANTHROPIC_MAX_CONNECTIONS: '0',
+      PRODUCTION_ENABLE_HTTP2: 'maybe',
+      APT_AUTH_MODE: 'managed',
+    })
+    expect(result.ok).toBe(false)
+    if (result.ok) return
+    expect(result.errors).toEqual(expect.arrayContaining([
+      "ANTHROPIC_UPSTREAM_URL must be an absolute http(s) URL, got 'ftp://nope'",
+      "PORT must be an integer between 0 and 65535, got 'abc'",
+      expect.stringContaining("LOG_LEVEL must be one of"),
+      "ANTHROPIC_MAX_CONNECTIONS must be an integer between 1 and 65536, got '0'",
+      "PRODUCTION_ENABLE_HTTP2 must be true or false, got 'maybe'",
+      'ANTHROPIC_API_KEY is required when APT_AUTH_MODE=managed',
+      expect.stringContaining('APT_PROXY_KEYS'),
+    ]))
+    expect(result.errors).toHaveLength(7)
+  })
+
+  test('profiles set defaults that explicit variables override', () => {
+    const dev = loadConfig({ APT_PROFILE: 'development' })
+    const load = loadConfig({ APT_PROFILE: 'loadtest', LOG_LEVEL: 'error' })
+    if (!dev.ok || !load.ok) throw new Error('profiles should be valid')
+    expect(dev.config.logLevel).toBe('debug')
+    expect(load.config.logLevel).toBe('error')
+    expect((load.config.server.upstream as { maxConnections: number }).maxConnections).toBe(512)
+    expect(loadConfig({ APT_PROFILE: 'turbo' }).ok).toBe(false)
+  })
+
+  test('managed auth takes the upstream key and the proxy keys', () => {
+    const result = loadConfig({ APT_AUTH_MODE: 'managed', ANTHROPIC_API_KEY: 'sk-ant-real', APT_PROXY_KEYS: 'team-a, team-b' })
+    if (!result.ok) throw new Error(result.errors.join('\n'))
+    expect(result.config.server.auth).toEqual({ mode: 'managed', upstreamApiKey: 'sk-ant-real', proxyKeys: ['team-a', 'team-b'] })
+  })
+
+  test('.env files are read; a missing file is no error', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'apt-env-'))
+    const file = join(dir, '.env')
+    writeFileSync(file, '# comment\nPORT=7000\nANTHROPIC_UPSTREAM_URL="http://127.0.0.1:1234"\n')
+    expect(readEnvFile(file)).toEqual({ PORT: '7000', ANTHROPIC_UPSTREAM_URL: 'http://127.0.0.1:1234' })
+    expect(readEnvFile(join(dir, 'missing.env'))).toEqual({})
+  })
+})
