@@ -178,9 +178,14 @@ export class ForwardHandler implements Exchange {
       const rewritten = (this.#rewrite as (body: Buffer) => Buffer)(Buffer.concat(this.#collected))
       this.#collected = null
       const headers = this.#collectedHeaders as string[]
+      let hasLength = false
       for (let i = 0; i < headers.length; i += 2) {
-        if ((headers[i] as string).toLowerCase() === 'content-length') headers[i + 1] = String(rewritten.length)
+        if ((headers[i] as string).toLowerCase() === 'content-length') {
+          headers[i + 1] = String(rewritten.length)
+          hasLength = true
+        }
       }
+      if (!hasLength) headers.push('content-length', String(rewritten.length))
       this.bytesOut = rewritten.length
       this.headersSent = true
       response.writeHead(this.statusCode, headers)
