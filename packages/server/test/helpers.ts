@@ -14,7 +14,7 @@ export interface RunningProxy {
 }
 
 /** Build the proxy in front of `origin` and listen on a real loopback port. */
-export async function startProxy (origin: string, options: Partial<ServerOptions> = {}): Promise<RunningProxy> {
+export async function startProxy (origin: string, options: Partial<ServerOptions> = {}, port = 0): Promise<RunningProxy> {
   const logs: string[] = []
   const logStream = new Writable({
     write (chunk: Buffer, _encoding, callback) {
@@ -29,9 +29,9 @@ export async function startProxy (origin: string, options: Partial<ServerOptions
     ...options,
     upstream: options.upstream ?? { origin, keepAliveTimeoutMs: 4_000 },
   })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const { port } = app.server.address() as AddressInfo
-  return { app, url: `http://127.0.0.1:${port}`, logs, close: () => app.close() }
+  await app.listen({ port, host: '127.0.0.1' })
+  const address = app.server.address() as AddressInfo
+  return { app, url: `http://127.0.0.1:${address.port}`, logs, close: () => app.close() }
 }
 
 export interface FakeUpstream {
@@ -101,4 +101,14 @@ export function parseSse (text: string): { event: string, data: string }[] {
     }
     return { event, data: data.join('\n') }
   })
+}
+
+/** A loopback port that was free a moment ago. */
+export async function freePort (): Promise<number> {
+  const probe = createServer()
+  probe.listen(0, '127.0.0.1')
+  await once(probe, 'listening')
+  const { port } = probe.address() as AddressInfo
+  await new Promise<void>((resolve) => probe.close(() => resolve()))
+  return port
 }
