@@ -67,11 +67,11 @@ function subscribeSendHeaders (): void {
   channelSubscribed = true
   diagnosticsChannel.subscribe('undici:client:sendHeaders', (message) => {
     const owner = takePendingSocketOwner()
-    if (owner === null) return
     const socket = (message as { socket: CountedSocket }).socket
     const served = socket[kServed]
     if (served === undefined) return // not one of ours
-    socket[kServed] = served + 1
+    socket[kServed] = served + 1 // warm-up requests count too: they make the socket "used"
+    if (owner === null) return
     owner.reusedSocket = served > 0
     const stats = statsOf.get(owner)
     if (stats === undefined) return

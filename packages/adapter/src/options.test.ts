@@ -1,0 +1,39 @@
+import { describe, expect, test } from 'vitest'
+import { AdapterError } from './errors.js'
+import { resolveOptions } from './options.js'
+
+describe('resolveOptions', () => {
+  test('defaults: keep-alive expiry 30 s, connect 5 s, long header wait, idle body timeout, bounded pool wait', () => {
+    expect(resolveOptions({ origin: 'https://api.anthropic.com' })).toEqual({
+      origin: 'https://api.anthropic.com',
+      pathPrefix: '',
+      maxConnections: 128,
+      maxKeepAlive: 128,
+      keepAliveTimeoutMs: 30_000,
+      connectTimeoutMs: 5_000,
+      headersTimeoutMs: 600_000,
+      bodyTimeoutMs: 300_000,
+      poolTimeoutMs: 30_000,
+      allowH2: false,
+      replayBodyLimitBytes: 65_536,
+      warmupConnections: 0,
+      warmupPath: '/v1/models?limit=1',
+    })
+  })
+
+  test('a path prefix on the origin is kept', () => {
+    expect(resolveOptions({ origin: 'http://gw.local:8080/anthropic/' }).pathPrefix).toBe('/anthropic')
+  })
+
+  test('bad values throw APT_ADAPTER_INVALID_OPTIONS', () => {
+    for (const options of [{ origin: 'nope' }, { origin: 'ftp://x' }, { origin: 'http://x', maxConnections: 0 }, { origin: 'http://x', keepAliveTimeoutMs: 1.5 }]) {
+      try {
+        resolveOptions(options)
+        expect.unreachable()
+      } catch (error) {
+        expect(error).toBeInstanceOf(AdapterError)
+        expect((error as AdapterError).code).toBe('APT_ADAPTER_INVALID_OPTIONS')
+      }
+    }
+  })
+})

@@ -1,0 +1,141 @@
+import { once } from 'node:events'
+import { createServer, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import type { AddressInfo, Socket } from 'node:net'
+import { execFileSync } from 'node:child_process'
+import { mkdtempSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, test } from 'vitest'
+import * as adapter from '@apt/adapter'
+import { createUpstreamClient, type Exchange, type UpstreamClient } from '@apt/adapter'
+
+const cleanups: (() => Promise<void> | void)[] = []
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
+})
+
+async function listen (server: Server): Promise<string> {
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  cleanups.push(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+/** A front server that forwards every request through the client and reports the exchange. */
+async function front (client: UpstreamClient): Promise<{ url: string, exchanges: Exchange[] }> {
+  const exchanges: Exchange[] = []
+  const server = createServer((request, response) => {
+    client.forward({ method: request.method as string, path: request.url as string, headers: [], body: null }, response, (exchange) => {
+      exchanges.push(exchange)
+      if (exchange.error !== null && !exchange.headersSent && !response.headersSent) {
+        response.writeHead(502)
+        response.end(exchange.error.code)
+      }
+    })
+  })
+  return { url: await listen(server), exchanges }
+}
+
+describe('@apt/adapter', () => {
+  test('public API (sorted export names)', () => {
+    expect(Object.keys(adapter).sort()).toEqual([
+      'AdapterError', 'copyResponseHeaders', 'createUpstreamClient', 'prepareRequestHeaders', 'resolveOptions',
+    ])
+  })
+
+  test('warm-up opens the requested connections; requests then reuse them (hits, no new sockets)', async () => {
+    const sockets = new Set<Socket>()
+    const upstream = createServer((request, response) => { sockets.add(request.socket); response.end('{}') })
+    const origin = await listen(upstream)
+    const client = createUpstreamClient({ origin, warmupConnections: 3 })
+    cleanups.push(() => client.close())
+    expect(await client.warmUp()).toEqual({ requested: 3, opened: 3, failed: 0 })
+    expect(client.stats().connectionsOpened).toBe(3)
+    expect(client.stats().pool.connected).toBe(3)
+    const { url } = await front(client)
+    for (let i = 0; i < 5; i++) await (await fetch(`${url}/v1/models`)).text()
+    const stats = client.stats()
+    expect(stats.connectionsOpened).toBe(3)
+    expect(stats.hits).toBe(5)
+    expect(stats.misses).toBe(0)
+    expect(stats.requests).toBe(5)
+    expect(sockets.size).toBe(3)
+  })
+
+  test('close() waits for a running stream to finish, then refuses new work', async () => {
+    const upstream = createServer((_request, response) => {
+      response.writeHead(200, { 'content-type': 'text/event-stream' })
+      let n = 0
+      const timer = setInterval(() => { response.write(`data: ${n}\n\n`); if (++n === 5) { clearInterval(timer); response.end() } }, 30)
+    })
+    const origin = await listen(upstream)
+    const client = createUpstreamClient({ origin })
+    const { url, exchanges } = await front(client)
+    const pending = fetch(`${url}/v1/messages`).then(async (response) => response.text())
+    while (client.inFlight === 0) await new Promise((resolve) => setTimeout(resolve, 5))
+    await client.close()
+    expect(await pending).toBe('data: 0\n\ndata: 1\n\ndata: 2\n\ndata: 3\n\ndata: 4\n\n')
+    expect(exchanges[0]?.error).toBeNull()
+    const refused = await fetch(`${url}/v1/messages`)
+    expect(refused.status).toBe(502)
+    expect(await refused.text()).toBe('APT_ADAPTER_CLOSED')
+  })
+
+  test('back-pressure: a client that does not read pauses the upstream instead of buffering', async () => {
+    const chunk = Buffer.alloc(64 * 1024, 'x')
+    let written = 0
+    let blocked = false
+    let upstreamResponse: ServerResponse | undefined
+    const upstream = createServer((_request, response) => {
+      upstreamResponse = response
+      response.writeHead(200, { 'content-type': 'application/octet-stream' })
+      const pump = (): void => {
+        while (written < 256 * 1024 * 1024) {
+          written += chunk.length
+          if (!response.write(chunk)) {
+            blocked = true
+            response.once('drain', pump)
+            return
+          }
+        }
+        response.end()
+      }
+      pump()
+    })
+    const origin = await listen(upstream)
+    const client = createUpstreamClient({ origin })
+    cleanups.push(() => client.destroy())
+    const { url } = await front(client)
+    const response = await fetch(`${url}/v1/files/big/content`)
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    // Nobody reads: the upstream must be held back long before 256 MB, with only socket buffers in between.
+    expect(blocked).toBe(true)
+    expect(written).toBeLessThan(32 * 1024 * 1024)
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+    let received = 0
+    while (received < 8 * 1024 * 1024) received += (await reader.read()).value?.length ?? 0
+    // Reading resumes the flow.
+    expect(written).toBeGreaterThan(8 * 1024 * 1024)
+    await reader.cancel()
+    upstreamResponse?.destroy()
+  })
+
+  test('TLS is verified: a self-signed upstream certificate is refused (APT_ADAPTER_CONNECT_FAILED)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'apt-tls-'))
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'ignore' })
+    let reached = 0
+    const upstream = createHttpsServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (_request, response) => { reached++; response.end('{}') })
+    upstream.listen(0, '127.0.0.1')
+    await once(upstream, 'listening')
+    cleanups.push(() => new Promise<void>((resolve) => upstream.close(() => resolve())))
+    const client = createUpstreamClient({ origin: `https://127.0.0.1:${(upstream.address() as AddressInfo).port}` })
+    cleanups.push(() => client.close())
+    const { url, exchanges } = await front(client)
+    const response = await fetch(`${url}/v1/messages`)
+    expect(response.status).toBe(502)
+    expect(await response.text()).toBe('APT_ADAPTER_CONNECT_FAILED')
+    expect(reached).toBe(0)
+    expect((exchanges[0]?.error?.cause as { code?: string }).code).toMatch(/SELF_SIGNED|UNABLE_TO_VERIFY|CERT/)
+  })
+})
