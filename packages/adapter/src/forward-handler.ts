@@ -140,7 +140,7 @@ export class ForwardHandler implements Exchange {
     this.#hooks?.onResponseStart?.(this)
     const response = this.#response
     if (this.#rewrite !== undefined && statusCode < 300 && facts.contentEncoding === undefined &&
-        facts.contentType !== undefined && facts.contentType.startsWith('application/json')) {
+        facts.contentType?.startsWith('application/json') === true) {
       this.#collected = []
       this.#collectedHeaders = headers
       return true

@@ -136,6 +136,6 @@ describe('@apt/adapter', () => {
     expect(response.status).toBe(502)
     expect(await response.text()).toBe('APT_ADAPTER_CONNECT_FAILED')
     expect(reached).toBe(0)
-    expect((exchanges[0]?.error?.cause as { code?: string }).code).toMatch(/SELF_SIGNED|UNABLE_TO_VERIFY|CERT/)
+    expect((exchanges[0]?.error?.cause as { code?: string } | undefined)?.code).toMatch(/SELF_SIGNED|UNABLE_TO_VERIFY|CERT/)
   })
 })

@@ -1,7 +1,7 @@
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import * as server from '@apt/server'
-import { type FakeUpstream, type RunningProxy, startFakeUpstream, startProxy } from './helpers.js'
+import { type FakeUpstream, startFakeUpstream, startProxy } from './helpers.js'
 
 describe('the proxy\'s own endpoints, auth and rewriting', () => {
   let upstream: FakeUpstream
