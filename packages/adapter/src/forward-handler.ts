@@ -7,10 +7,21 @@ import { copyResponseHeaders, type ResponseHeaderFacts } from './headers.js'
 export interface Exchange {
   /** Upstream status, or 0 when no response arrived. */
   readonly statusCode: number
-  /** performance.now() at dispatch, at upstream headers and at the end. */
+  /** performance.now() when the request was received (given by the caller), else at dispatch. */
   readonly startedAt: number
+  /** performance.now() when the request got its upstream socket and was written (onConnect). */
+  readonly sentAt: number
+  /** performance.now() when upstream response headers arrived, and when they were written to the client. */
   readonly headersAt: number
+  readonly headersWrittenAt: number
   readonly endedAt: number
+  /**
+   * Time the proxy itself added, ms: received → sent upstream, plus upstream headers → client
+   * headers. On a new connection the first part includes connection set-up. -1 until headers.
+   */
+  readonly overheadMs: number
+  /** What `onResponseStart` returned, for the owner to finish reading. */
+  readonly observer: ResponseObserver | undefined
   /** Response body bytes written to the client (as received: compressed bytes stay compressed). */
   readonly bytesOut: number
   readonly upstreamRequestId: string | undefined
@@ -28,9 +39,17 @@ export interface Exchange {
   readonly clientAborted: boolean
 }
 
+/** A side observer of the response bytes: it sees each chunk after it was written to the client. */
+export interface ResponseObserver {
+  data (chunk: Buffer): void
+}
+
 export interface ExchangeHooks {
-  /** Called once when upstream headers arrive, before they are written to the client. */
-  onResponseStart?: ((exchange: Exchange) => void) | undefined
+  /**
+   * Called once when upstream headers arrive, before they are written to the client. It may
+   * return an observer that taps the body (never altering or delaying it).
+   */
+  onResponseStart?: ((exchange: Exchange) => ResponseObserver | undefined) | undefined
 }
 
 /** Owner-side hooks; implemented by the upstream client. */
@@ -58,7 +77,9 @@ function onResponseClose (this: ResponseWithHandler): void {
 export class ForwardHandler implements Exchange {
   statusCode = 0
   startedAt = 0
+  sentAt = 0
   headersAt = 0
+  headersWrittenAt = 0
   endedAt = 0
   bytesOut = 0
   upstreamRequestId: string | undefined = undefined
@@ -85,6 +106,8 @@ export class ForwardHandler implements Exchange {
   #settled = false
   #collected: Buffer[] | null = null
   #collectedHeaders: string[] | null = null
+  observer: ResponseObserver | undefined = undefined
+  readonly #serverTiming: boolean
 
   constructor (
     owner: HandlerOwner,
@@ -94,6 +117,8 @@ export class ForwardHandler implements Exchange {
     callback: (exchange: Exchange) => void,
     hooks: ExchangeHooks | undefined,
     rewrite: ((body: Buffer) => Buffer) | undefined,
+    receivedAt: number,
+    serverTiming: boolean,
   ) {
     this.#owner = owner
     this.#response = response
@@ -102,7 +127,8 @@ export class ForwardHandler implements Exchange {
     this.#callback = callback
     this.#hooks = hooks
     this.#rewrite = rewrite
-    this.startedAt = performance.now()
+    this.startedAt = receivedAt
+    this.#serverTiming = serverTiming
     ;(response as ResponseWithHandler)[kHandler] = this
     response.on('close', onResponseClose)
   }
@@ -124,6 +150,7 @@ export class ForwardHandler implements Exchange {
       return
     }
     this.#abort = abort
+    this.sentAt = performance.now()
     pendingSocketOwner = this
   }
 
@@ -137,7 +164,8 @@ export class ForwardHandler implements Exchange {
     this.isEventStream = facts.isEventStream
     this.contentEncoding = facts.contentEncoding
     this.upstreamRequestId = facts.requestId
-    this.#hooks?.onResponseStart?.(this)
+    const hook = this.#hooks?.onResponseStart
+    if (hook !== undefined) this.observer = hook(this)
     const response = this.#response
     if (this.#rewrite !== undefined && statusCode < 300 && facts.contentEncoding === undefined &&
         facts.contentType?.startsWith('application/json') === true) {
@@ -146,10 +174,12 @@ export class ForwardHandler implements Exchange {
       return true
     }
     this.headersSent = true
+    if (this.#serverTiming) headers.push('server-timing', this.#serverTimingValue())
     if (statusText) response.writeHead(statusCode, statusText, headers)
     else response.writeHead(statusCode, headers)
     // Let a streaming client see the status at once, even before the first event.
     if (facts.isEventStream) response.flushHeaders()
+    this.headersWrittenAt = performance.now()
     return true
   }
 
@@ -160,7 +190,10 @@ export class ForwardHandler implements Exchange {
       this.#collected.push(chunk)
       return true
     }
-    if (this.#response.write(chunk)) return true
+    const written = this.#response.write(chunk)
+    const observer = this.observer
+    if (observer !== undefined) observer.data(chunk)
+    if (written) return true
     if (this.#onDrain === null) {
       this.#onDrain = () => {
         const resume = this.#resume
@@ -188,8 +221,11 @@ export class ForwardHandler implements Exchange {
       if (!hasLength) headers.push('content-length', String(rewritten.length))
       this.bytesOut = rewritten.length
       this.headersSent = true
+      if (this.#serverTiming) headers.push('server-timing', this.#serverTimingValue())
       response.writeHead(this.statusCode, headers)
+      this.headersWrittenAt = performance.now()
       response.end(rewritten)
+      this.observer?.data(rewritten)
     } else {
       response.end()
     }
@@ -242,6 +278,16 @@ export class ForwardHandler implements Exchange {
 
   get settled (): boolean {
     return this.#settled
+  }
+
+  get overheadMs (): number {
+    if (this.headersWrittenAt === 0) return -1
+    return (this.sentAt - this.startedAt) + (this.headersWrittenAt - this.headersAt)
+  }
+
+  #serverTimingValue (): string {
+    const ms = (this.sentAt - this.startedAt) + (performance.now() - this.headersAt)
+    return `proxy;desc="apt overhead";dur=${ms.toFixed(3)}`
   }
 
   /**

@@ -1,5 +1,5 @@
 export { AdapterError, type AdapterErrorCode, type TimeoutKind } from './errors.js'
-export type { Exchange, ExchangeHooks } from './forward-handler.js'
+export type { Exchange, ExchangeHooks, ResponseObserver } from './forward-handler.js'
 export { copyResponseHeaders, prepareRequestHeaders, type RequestHeaderOptions, type ResponseHeaderFacts } from './headers.js'
 export { resolveOptions, type ResolvedUpstreamOptions, type UpstreamClientOptions } from './options.js'
 export {

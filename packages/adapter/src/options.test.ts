@@ -18,6 +18,7 @@ describe('resolveOptions', () => {
       replayBodyLimitBytes: 65_536,
       warmupConnections: 0,
       warmupPath: '/v1/models?limit=1',
+      serverTiming: true,
     })
   })
 

@@ -29,6 +29,8 @@ export interface UpstreamClientOptions {
   warmupConnections?: number
   /** Path requested by `warmUp()` on each connection. Default `/v1/models?limit=1`. */
   warmupPath?: string
+  /** Add a `server-timing: proxy;dur=<ms>` response header with the proxy's own overhead. Default true. */
+  serverTiming?: boolean
 }
 
 export interface ResolvedUpstreamOptions {
@@ -45,6 +47,7 @@ export interface ResolvedUpstreamOptions {
   readonly replayBodyLimitBytes: number
   readonly warmupConnections: number
   readonly warmupPath: string
+  readonly serverTiming: boolean
 }
 
 function integer (name: string, value: number | undefined, fallback: number, min: number): number {
@@ -80,5 +83,6 @@ export function resolveOptions (options: UpstreamClientOptions): ResolvedUpstrea
     replayBodyLimitBytes: integer('replayBodyLimitBytes', options.replayBodyLimitBytes, 65_536, 0),
     warmupConnections: integer('warmupConnections', options.warmupConnections, 0, 0),
     warmupPath: options.warmupPath ?? '/v1/models?limit=1',
+    serverTiming: options.serverTiming ?? true,
   })
 }

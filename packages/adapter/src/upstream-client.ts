@@ -14,6 +14,8 @@ export interface ForwardRequest {
   headers: string[]
   /** A Buffer (replayable after a stale-socket failure), a stream, or null. */
   body: Buffer | Readable | AsyncIterable<Buffer> | null
+  /** performance.now() when the request arrived (for overhead accounting). Default: now. */
+  receivedAt?: number
 }
 
 export interface ForwardOptions extends ExchangeHooks {
@@ -145,7 +147,8 @@ class UpstreamClientImpl implements UpstreamClient, HandlerOwner {
       body: body as Buffer | Readable | null,
     }
     if (this.options.maxKeepAlive === 0) opts.reset = true
-    const handler = new ForwardHandler(this, response, opts, body === null || Buffer.isBuffer(body), callback, options, options?.rewriteBody)
+    const handler = new ForwardHandler(this, response, opts, body === null || Buffer.isBuffer(body), callback, options,
+      options?.rewriteBody, request.receivedAt ?? performance.now(), this.options.serverTiming)
     this.#stats.requests++
     statsOf.set(handler, this.#stats)
     this.#running.add(handler)

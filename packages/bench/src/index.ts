@@ -1,1 +1,6 @@
-export {}
+export type { EmulatorControls, EmulatorDeltaUsage, EmulatorEncoding, EmulatorScenario } from './emulator/controls.js'
+export { DEFAULT_CONTROLS, EMULATOR_CONTROL_HEADERS, emulatorControlHeaders } from './emulator/controls.js'
+export type { Emulator, EmulatorOptions, EmulatorStats, RecordedRequest } from './emulator/emulator.js'
+export { createEmulator } from './emulator/emulator.js'
+export type { EmulatedModel } from './emulator/models.js'
+export { EMULATED_MODELS } from './emulator/models.js'

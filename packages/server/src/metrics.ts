@@ -1,6 +1,8 @@
 import type { ConnectionStats } from '@apt/adapter'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { boundedLabel, createModelLabeler, ERROR_TYPES, STOP_REASONS } from './model-label.js'
 import { ROUTE_NAMES, type RouteName } from './routes-table.js'
+import type { UsageFacts } from './usage-tap.js'
 
 /** What the server knows about a request once it has ended. */
 export interface RequestRecord {
@@ -13,10 +15,19 @@ export interface RequestRecord {
   bytesOut: number
   isStream: boolean
   errorCode: string | undefined
+  /** Time the proxy itself added (see Exchange.overheadMs), or -1. */
+  overheadMs: number
+  /** What the usage tap read (messages routes, 200 responses only). */
+  usage: UsageFacts | undefined
+  /** Streams: request received to first content_block_delta (ms), or -1. */
+  ttftMs: number
 }
 
 const METHODS = new Set(['GET', 'POST', 'DELETE', 'PUT', 'PATCH', 'HEAD', 'OPTIONS'])
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]
+/** Proxy overhead is tens to hundreds of microseconds: buckets from 25 µs to 100 ms. */
+const OVERHEAD_BUCKETS = [0.000025, 0.00005, 0.0001, 0.0002, 0.0004, 0.0008, 0.0016, 0.0032, 0.0064, 0.0128, 0.025, 0.05, 0.1]
+const TOKENS_PER_SECOND_BUCKETS = [1, 5, 10, 20, 40, 80, 160, 320, 640, 1280]
 
 function statusClass (status: number): string {
   if (status < 200) return '1xx'
@@ -42,16 +53,58 @@ export function createServerMetrics (options: {
   processMetrics: boolean
   connectionStats: () => ConnectionStats
   gauges: () => { inFlightRequests: number, inFlightStreams: number, draining: boolean }
+  /** Alert rules and whether each is firing. */
+  alerts?: () => { id: string, firing: boolean }[]
 }): ServerMetrics {
   const registry = new Registry()
   if (options.processMetrics) collectDefaultMetrics({ register: registry })
 
   const requests = new Counter({
     name: 'apt_http_requests_total',
-    help: 'Requests handled by the proxy, by route, method and status class.',
-    labelNames: ['route', 'method', 'status_class'] as const,
+    help: 'Requests handled by the proxy, by route, method, status class and model (bounded; "none" when no model was seen).',
+    labelNames: ['route', 'method', 'status_class', 'model'] as const,
     registers: [registry],
   })
+  const overhead = new Histogram({
+    name: 'apt_proxy_overhead_seconds',
+    help: 'Time the proxy itself added: request received to upstream request sent, plus upstream headers received to client headers sent.',
+    labelNames: ['route'] as const,
+    buckets: OVERHEAD_BUCKETS,
+    registers: [registry],
+  })
+  const ttft = new Histogram({
+    name: 'apt_time_to_first_token_seconds',
+    help: 'Streams: request received to the first content_block_delta, by model.',
+    labelNames: ['model'] as const,
+    buckets: DURATION_BUCKETS,
+    registers: [registry],
+  })
+  const tokens = new Counter({
+    name: 'apt_tokens_total',
+    help: 'Tokens reported by the API in responses, by type and model.',
+    labelNames: ['type', 'model'] as const,
+    registers: [registry],
+  })
+  const outputRate = new Histogram({
+    name: 'apt_stream_output_tokens_per_second',
+    help: 'Streams: output tokens divided by the time from first token to the end of the stream.',
+    labelNames: ['model'] as const,
+    buckets: TOKENS_PER_SECOND_BUCKETS,
+    registers: [registry],
+  })
+  const stopReasons = new Counter({
+    name: 'apt_stop_reasons_total',
+    help: 'Responses by stop_reason.',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  })
+  const streamErrors = new Counter({
+    name: 'apt_stream_errors_total',
+    help: 'Mid-stream event: error frames sent by the upstream, by error type.',
+    labelNames: ['type'] as const,
+    registers: [registry],
+  })
+  const modelLabel = createModelLabeler()
   const duration = new Histogram({
     name: 'apt_http_request_duration_seconds',
     help: 'Time from request received to response finished, by route and kind (json or stream).',
@@ -76,9 +129,11 @@ export function createServerMetrics (options: {
   const requestChildren = new Map<string, Counter.Internal>()
   const durationChildren = new Map<string, Histogram.Internal<'route' | 'kind'>>()
   const ttfbChildren = new Map<string, Histogram.Internal<'route'>>()
+  const overheadChildren = new Map<string, Histogram.Internal<'route'>>()
   const bytesChildren = new Map<string, Counter.Internal>()
   for (const route of ROUTE_NAMES) {
     ttfbChildren.set(route, ttfb.labels({ route }))
+    overheadChildren.set(route, overhead.labels({ route }))
     bytesChildren.set(route, bytes.labels({ route }))
     for (const kind of ['json', 'stream']) durationChildren.set(route + kind, duration.labels({ route, kind }))
   }
@@ -160,18 +215,52 @@ export function createServerMetrics (options: {
     },
   })
 
+  if (options.alerts !== undefined) {
+    const alerts = options.alerts
+    new Gauge({
+      name: 'apt_alert_firing',
+      help: '1 while the monitor alert rule is firing, else 0.',
+      labelNames: ['rule'] as const,
+      registers: [registry],
+      collect () {
+        for (const alert of alerts()) this.set({ rule: alert.id }, alert.firing ? 1 : 0)
+      },
+    })
+  }
+
+  function observeUsage (record: RequestRecord, usage: UsageFacts, model: string): void {
+    const counts = usage.usage
+    if (counts !== undefined) {
+      if (counts.inputTokens > 0) tokens.inc({ type: 'input', model }, counts.inputTokens)
+      if (counts.outputTokens > 0) tokens.inc({ type: 'output', model }, counts.outputTokens)
+      if (counts.cacheCreationInputTokens > 0) tokens.inc({ type: 'cache_creation', model }, counts.cacheCreationInputTokens)
+      if (counts.cacheReadInputTokens > 0) tokens.inc({ type: 'cache_read', model }, counts.cacheReadInputTokens)
+    }
+    if (usage.firstTokenAt > 0 && record.ttftMs >= 0) {
+      ttft.observe({ model }, record.ttftMs / 1000)
+      const generatingMs = record.durationMs - record.ttftMs
+      if (counts !== undefined && counts.outputTokens > 0 && generatingMs > 0) outputRate.observe({ model }, counts.outputTokens / (generatingMs / 1000))
+    }
+    if (usage.stopReason !== undefined) stopReasons.inc({ reason: boundedLabel(usage.stopReason, STOP_REASONS) })
+    if (usage.streamErrorType !== undefined) streamErrors.inc({ type: boundedLabel(usage.streamErrorType, ERROR_TYPES) })
+  }
+
   return {
     registry,
     observe (record) {
       const method = METHODS.has(record.method) ? record.method : 'OTHER'
       const cls = statusClass(record.status)
-      const key = record.route + method + cls
+      const usage = record.usage
+      const model = usage === undefined ? 'none' : modelLabel(usage.model)
+      const key = record.route + method + cls + model
       let child = requestChildren.get(key)
       if (child === undefined) {
-        child = requests.labels({ route: record.route, method, status_class: cls })
+        child = requests.labels({ route: record.route, method, status_class: cls, model })
         requestChildren.set(key, child)
       }
       child.inc()
+      if (record.overheadMs >= 0) overheadChildren.get(record.route)?.observe(record.overheadMs / 1000)
+      if (usage !== undefined) observeUsage(record, usage, model)
       durationChildren.get(record.route + (record.isStream ? 'stream' : 'json'))?.observe(record.durationMs / 1000)
       if (record.ttfbMs >= 0) ttfbChildren.get(record.route)?.observe(record.ttfbMs / 1000)
       if (record.bytesOut > 0) bytesChildren.get(record.route)?.inc(record.bytesOut)

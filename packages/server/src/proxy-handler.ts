@@ -13,6 +13,7 @@ import { ERROR_POLICY, sendError } from './errors.js'
 import type { RequestRecord } from './metrics.js'
 import type { AuthOptions, BodyLimits } from './options.js'
 import { classifyRoute, type RouteName } from './routes-table.js'
+import { createUsageTap, type UsageFacts, type UsageTap } from './usage-tap.js'
 
 export interface ProxyState {
   draining: boolean
@@ -92,10 +93,18 @@ export function createProxyHandler (context: ProxyContext): (request: IncomingMe
   const rewriteHeaderOptions: RequestHeaderOptions = { ...headerOptions, dropAcceptEncoding: true }
   const replayLimit = upstream.options.replayBodyLimitBytes
 
-  const onResponseStart = (exchange: Exchange): void => {
+  const onResponseStart = (exchange: Exchange): undefined => {
     if (exchange.isEventStream) state.inFlightStreams++
+    return undefined
+  }
+  // Messages responses get a side tap that reads usage, model and time to first token.
+  const onMessagesResponseStart = (exchange: Exchange): UsageTap | undefined => {
+    if (exchange.isEventStream) state.inFlightStreams++
+    if (exchange.statusCode !== 200) return undefined
+    return createUsageTap(exchange.isEventStream ? 'sse' : 'json', exchange.contentEncoding)
   }
   const plainOptions: ForwardOptions = { onResponseStart }
+  const messagesOptions: ForwardOptions = { onResponseStart: onMessagesResponseStart }
   const rewriteOptions: ForwardOptions | null = context.publicBaseUrl === undefined
     ? null
     : { onResponseStart, rewriteBody: createResultsUrlRewriter(context.publicBaseUrl) }
@@ -111,10 +120,7 @@ export function createProxyHandler (context: ProxyContext): (request: IncomingMe
   function reject (response: ServerResponse, log: FastifyBaseLogger, started: number, route: RouteName, method: string, code: 'APT_SERVER_DRAINING' | 'APT_SERVER_UNAUTHORIZED' | 'APT_SERVER_BODY_TOO_LARGE', message: string): void {
     sendError(response, code, message, { close: code === 'APT_SERVER_DRAINING' })
     state.inFlightRequests--
-    observe({
-      route, method, status: ERROR_POLICY[code].status, durationMs: performance.now() - started,
-      ttfbMs: -1, bytesOut: 0, isStream: false, errorCode: code,
-    }, null, log)
+    observe(rejectedRecord(route, method, ERROR_POLICY[code].status, started, code), null, log)
   }
 
   return function proxy (request, response, log) {
@@ -149,7 +155,7 @@ export function createProxyHandler (context: ProxyContext): (request: IncomingMe
 
     const rewrite = rewriteOptions !== null && route === 'batches'
     const headers = prepareRequestHeaders(request.rawHeaders, rewrite ? rewriteHeaderOptions : headerOptions)
-    const options = rewrite ? rewriteOptions : plainOptions
+    const options = rewrite ? rewriteOptions : route === 'messages' || route === 'complete' ? messagesOptions : plainOptions
 
     const done = (exchange: Exchange): void => {
       state.inFlightRequests--
@@ -163,7 +169,7 @@ export function createProxyHandler (context: ProxyContext): (request: IncomingMe
           status = ERROR_POLICY[error.code].status
         }
       }
-      observe({
+      const record: RequestRecord = {
         route,
         method,
         status,
@@ -172,11 +178,23 @@ export function createProxyHandler (context: ProxyContext): (request: IncomingMe
         bytesOut: exchange.bytesOut,
         isStream: exchange.isEventStream,
         errorCode: error?.code,
-      }, exchange, log)
+        overheadMs: exchange.overheadMs,
+        usage: undefined,
+        ttftMs: -1,
+      }
+      const tap = exchange.observer as UsageTap | undefined
+      if (tap === undefined) observe(record, exchange, log)
+      else {
+        tap.end((facts: UsageFacts) => {
+          record.usage = facts
+          if (facts.firstTokenAt > 0) record.ttftMs = facts.firstTokenAt - started
+          observe(record, exchange, log)
+        })
+      }
     }
 
     if (length === 0 || (length === -1 && request.headers['transfer-encoding'] === undefined)) {
-      upstream.forward({ method, path: url, headers, body: null }, response, done, options)
+      upstream.forward({ method, path: url, headers, body: null, receivedAt: started }, response, done, options)
     } else if (length > 0 && length <= replayLimit) {
       // Small bodies (nearly always in the first packet) are sent as one buffer, so a stale socket can replay them.
       const chunks: Buffer[] = []
@@ -185,18 +203,25 @@ export function createProxyHandler (context: ProxyContext): (request: IncomingMe
       request.once('end', () => {
         ended = true
         const body = chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks)
-        upstream.forward({ method, path: url, headers, body }, response, done, options)
+        upstream.forward({ method, path: url, headers, body, receivedAt: started }, response, done, options)
       })
       request.once('close', () => {
         if (!ended) {
           state.inFlightRequests--
-          observe({ route, method, status: 499, durationMs: performance.now() - started, ttfbMs: -1, bytesOut: 0, isStream: false, errorCode: 'APT_ADAPTER_CLIENT_ABORTED' }, null, log)
+          observe(rejectedRecord(route, method, 499, started, 'APT_ADAPTER_CLIENT_ABORTED'), null, log)
         }
       })
     } else if (length > 0) {
-      upstream.forward({ method, path: url, headers, body: request }, response, done, options)
+      upstream.forward({ method, path: url, headers, body: request, receivedAt: started }, response, done, options)
     } else {
-      upstream.forward({ method, path: url, headers, body: limitBody(request, limit) }, response, done, options)
+      upstream.forward({ method, path: url, headers, body: limitBody(request, limit), receivedAt: started }, response, done, options)
     }
+  }
+}
+
+function rejectedRecord (route: RouteName, method: string, status: number, started: number, code: string): RequestRecord {
+  return {
+    route, method, status, durationMs: performance.now() - started, ttfbMs: -1, bytesOut: 0, isStream: false,
+    errorCode: code, overheadMs: -1, usage: undefined, ttftMs: -1,
   }
 }

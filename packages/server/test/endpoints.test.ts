@@ -136,7 +136,7 @@ describe('the proxy\'s own endpoints, auth and rewriting', () => {
     try {
       for (let i = 0; i < 3; i++) await (await request(`${proxy.url}/v1/messages`, { method: 'POST', body: '{}' })).body.dump()
       const text = (await proxy.app.inject('/metrics')).body
-      expect(text).toContain('apt_http_requests_total{route="messages",method="POST",status_class="2xx"} 3')
+      expect(text).toContain('apt_http_requests_total{route="messages",method="POST",status_class="2xx",model="none"} 3')
       expect(text).toContain('apt_http_request_duration_seconds_count{route="messages",kind="json"} 3')
       expect(text).toContain('apt_upstream_time_to_first_byte_seconds_count{route="messages"} 3')
       expect(text).toContain('apt_upstream_requests_total{socket="reused"} 2')

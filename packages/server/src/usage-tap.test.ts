@@ -1,0 +1,75 @@
+import { readFileSync } from 'node:fs'
+import { brotliCompressSync, constants, createGzip } from 'node:zlib'
+import { describe, expect, test } from 'vitest'
+import { createUsageTap, type UsageFacts } from './usage-tap.js'
+
+const fixture = readFileSync(new URL('../test/fixtures/padded-stream.sse', import.meta.url))
+
+function run (kind: 'sse' | 'json', encoding: string | undefined, chunks: Buffer[]): Promise<UsageFacts> {
+  const tap = createUsageTap(kind, encoding)
+  for (const chunk of chunks) tap.data(chunk)
+  return new Promise((resolve) => tap.end(resolve))
+}
+
+function splitEvery (buffer: Buffer, size: number): Buffer[] {
+  const out: Buffer[] = []
+  for (let i = 0; i < buffer.length; i += size) out.push(buffer.subarray(i, i + size))
+  return out
+}
+
+describe('createUsageTap', () => {
+  test('reads usage from message_start and the last message_delta, stop reason and first token, across any chunking', async () => {
+    for (const size of [1, 7, 64, fixture.length]) {
+      const facts = await run('sse', undefined, splitEvery(fixture, size))
+      expect(facts.model).toBe('claude-fable-5')
+      expect(facts.usage).toEqual({ inputTokens: 28, outputTokens: 106, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 })
+      expect(facts.stopReason).toBe('end_turn')
+      expect(facts.firstTokenAt).toBeGreaterThan(0)
+      expect(facts.events).toBe(12)
+      expect(facts.streamErrorType).toBeUndefined()
+    }
+  })
+
+  test('cache counters and a mid-stream error', async () => {
+    const text = [
+      'event: message_start\ndata: {"type":"message_start","message":{"model":"claude-opus-4-8","usage":{"input_tokens":5,"cache_creation_input_tokens":100,"cache_read_input_tokens":2000,"output_tokens":1}}}\n\n',
+      'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}\n\n',
+      'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":null},"usage":{"output_tokens":3}}\n\n',
+      'event: error\ndata: {"type":"error","error":{"details":null,"type":"overloaded_error","message":"Overloaded"}}\n\n',
+    ].join('')
+    const facts = await run('sse', undefined, [Buffer.from(text)])
+    expect(facts.usage).toEqual({ inputTokens: 5, outputTokens: 3, cacheCreationInputTokens: 100, cacheReadInputTokens: 2000 })
+    expect(facts.streamErrorType).toBe('overloaded_error')
+  })
+
+  test('decompresses its own copy of gzip (flushed per event) and brotli streams', async () => {
+    const gzip = createGzip()
+    const parts: Buffer[] = []
+    gzip.on('data', (chunk: Buffer) => parts.push(chunk))
+    for (const event of fixture.toString().split(/(?<=\n\n)/)) {
+      gzip.write(event)
+      await new Promise<void>((resolve) => gzip.flush(constants.Z_SYNC_FLUSH, () => resolve()))
+    }
+    await new Promise<void>((resolve) => gzip.end(resolve))
+    const gz = await run('sse', 'gzip', parts)
+    expect(gz.usage?.outputTokens).toBe(106)
+    const br = await run('sse', 'br', splitEvery(brotliCompressSync(fixture), 50))
+    expect(br.usage?.outputTokens).toBe(106)
+    expect(br.model).toBe('claude-fable-5')
+  })
+
+  test('JSON messages: usage, model and stop reason from the body', async () => {
+    const body = Buffer.from(JSON.stringify({ id: 'msg_1', type: 'message', model: 'claude-haiku-4-5', stop_reason: 'max_tokens', usage: { input_tokens: 12, output_tokens: 34, cache_read_input_tokens: 56 } }))
+    const facts = await run('json', undefined, splitEvery(body, 10))
+    expect(facts).toMatchObject({ model: 'claude-haiku-4-5', stopReason: 'max_tokens', usage: { inputTokens: 12, outputTokens: 34, cacheCreationInputTokens: 0, cacheReadInputTokens: 56 } })
+    const notMessage = await run('json', undefined, [Buffer.from('{"type":"error","error":{"type":"api_error"}}')])
+    expect(notMessage.usage).toBeUndefined()
+  })
+
+  test('garbage does not throw', async () => {
+    const facts = await run('sse', 'gzip', [Buffer.from('not gzip at all')])
+    expect(facts.usage).toBeUndefined()
+    const broken = await run('sse', undefined, [Buffer.from('event: message_start\ndata: {oops\n\n')])
+    expect(broken.usage).toBeUndefined()
+  })
+})
