@@ -1,0 +1,207 @@
+import { Int32Histogram } from 'hdr-histogram-js'
+
+/** Significant decimal digits kept by an HDR histogram (3 → 0.1 % value resolution). */
+export type SignificantDigits = 1 | 2 | 3 | 4 | 5
+
+/**
+ * Percentiles and moments of a set of recorded values. Every field except `count` is
+ * `null` when nothing was recorded. The unit is that of the recorded values (the field
+ * holding the summary names it, e.g. `durationMs`, `overheadUs`).
+ */
+export interface LatencySummary {
+  count: number
+  min: number | null
+  mean: number | null
+  max: number | null
+  p50: number | null
+  p90: number | null
+  p95: number | null
+  p99: number | null
+  /** 99.9th percentile. */
+  p999: number | null
+}
+
+/**
+ * Values are stored as integers in 1/1000 of the caller's unit (ms → µs, µs → ns), which
+ * keeps sub-unit resolution inside HDR's integer buckets.
+ */
+export const SCALE = 1000
+/** Largest scaled value stored; larger ones are clamped (bounds histogram growth). */
+const MAX_SCALED = 2 ** 40
+const SUMMARY_PERCENTILES: readonly number[] = [50, 90, 95, 99, 99.9]
+
+export function scaleValue (value: number): number {
+  const scaled = Math.round(value * SCALE)
+  return Math.min(scaled, MAX_SCALED)
+}
+
+export function createHdr (digits: SignificantDigits): Int32Histogram {
+  // The pure-JS typed-array histogram: on Node 20 it records faster than the packed
+  // variant and needs no WebAssembly start-up. It starts small and grows on demand.
+  const histogram = new Int32Histogram(1, 2, digits)
+  histogram.autoResize = true
+  return histogram
+}
+
+/**
+ * Computes counts-array indexes once per value so the same value can be recorded into
+ * several histograms (one per window slice) without repeating the bucket maths. Every
+ * histogram sharing a `SignificantDigits` setting shares the index of a value, whatever
+ * its current size.
+ *
+ * Values below 2^32 use integer bit operations (same result as HdrHistogram's
+ * `countsArrayIndex`, several times faster on Node 20); larger ones defer to the library.
+ */
+export class HdrIndexer {
+  readonly #template: Int32Histogram
+  readonly #halfCountMagnitude: number
+  readonly #halfCount: number
+
+  constructor (digits: SignificantDigits) {
+    this.#template = createHdr(digits)
+    // lowestDiscernibleValue 1 → unitMagnitude 0, which the fast path relies on.
+    this.#halfCountMagnitude = this.#template.subBucketHalfCountMagnitude
+    this.#halfCount = this.#template.subBucketHalfCount
+  }
+
+  indexOf (scaled: number): number {
+    if (scaled >= 4_294_967_296) return this.#template.countsArrayIndex(scaled)
+    const magnitude = 31 - Math.clz32(scaled) // floor(log2(scaled)); -1 for 0
+    const bucket = magnitude > this.#halfCountMagnitude ? magnitude - this.#halfCountMagnitude : 0
+    return (bucket + 1) * this.#halfCount + (scaled >>> bucket) - this.#halfCount
+  }
+}
+
+/**
+ * Adds `source`'s counts into `target`. Indexes mean the same value in both (same
+ * precision), so counts are added index by index even when the arrays differ in length;
+ * HdrHistogram's own `add` falls back to a slow per-value path in that case.
+ */
+function mergeCounts (target: Int32Histogram, source: Int32Histogram): void {
+  if (target.countsArrayLength < source.countsArrayLength) {
+    target.resize(source.maxValue)
+    target.highestTrackableValue = target.highestEquivalentValue(target.valueFromIndex(target.countsArrayLength - 1))
+  }
+  const length = Math.min(source.countsArrayLength, target.countsArrayLength)
+  for (let index = 0; index < length; index++) {
+    const count = source.getCountAtIndex(index)
+    if (count !== 0) target.addToCountAtIndex(index, count)
+  }
+  target.setTotalCount(target.totalCount + source.totalCount)
+  target.updateMinAndMax(source.maxValue)
+  if (source.minNonZeroValue < Number.MAX_SAFE_INTEGER) target.updateMinAndMax(source.minNonZeroValue)
+}
+
+function countAtPercentile (percentile: number, total: number): number {
+  const exact = (percentile / 100) * total
+  // Subtract one ulp so floating-point noise cannot push the rank up by one (as HdrHistogram does).
+  const ulp = exact > 0 ? 2 ** (Math.floor(Math.log2(exact)) - 52) : 0
+  return Math.max(Math.ceil(exact - ulp), 1)
+}
+
+/**
+ * Writes into `out[k]` the value (in scaled units) at `percentiles[k]` (ascending, 0 < p ≤ 100)
+ * using one pass over the counts array.
+ */
+export function valuesAtPercentiles (histogram: Int32Histogram, percentiles: readonly number[], out: number[]): void {
+  const total = histogram.totalCount
+  let k = 0
+  let target = countAtPercentile(percentiles[0] ?? 100, total)
+  let running = 0
+  const length = histogram.countsArrayLength
+  for (let index = 0; index < length && k < percentiles.length; index++) {
+    const count = histogram.getCountAtIndex(index)
+    if (count === 0) continue
+    running += count
+    while (k < percentiles.length && running >= target) {
+      out[k] = histogram.highestEquivalentValue(histogram.valueFromIndex(index))
+      k++
+      target = countAtPercentile(percentiles[k] ?? 100, total)
+    }
+  }
+}
+
+function round3 (value: number): number {
+  return Math.round(value * 1000) / 1000
+}
+
+/**
+ * One recorded distribution: an HDR histogram for percentiles plus exact count, sum,
+ * min and max (so mean, min and max are exact to the 1/1000-unit resolution, and no
+ * percentile exceeds the true max).
+ */
+export class Distribution {
+  readonly histogram: Int32Histogram
+  count = 0
+  sum = 0
+  min = Number.POSITIVE_INFINITY
+  max = Number.NEGATIVE_INFINITY
+
+  constructor (digits: SignificantDigits) {
+    this.histogram = createHdr(digits)
+  }
+
+  /** Records `value` whose scaled form is `scaled` and whose counts index is `index`. O(1). */
+  recordAt (index: number, scaled: number, value: number): void {
+    const histogram = this.histogram
+    if (index < histogram.countsArrayLength) {
+      histogram.incrementCountAtIndex(index)
+      histogram.updateMinAndMax(scaled)
+      histogram.incrementTotalCount()
+    } else {
+      histogram.recordValue(scaled) // grows the counts array
+    }
+    this.count++
+    this.sum += value
+    if (value < this.min) this.min = value
+    if (value > this.max) this.max = value
+  }
+
+  add (other: Distribution): void {
+    if (other.count === 0) return
+    mergeCounts(this.histogram, other.histogram)
+    this.count += other.count
+    this.sum += other.sum
+    if (other.min < this.min) this.min = other.min
+    if (other.max > this.max) this.max = other.max
+  }
+
+  reset (): void {
+    if (this.count === 0) return
+    this.histogram.reset()
+    this.count = 0
+    this.sum = 0
+    this.min = Number.POSITIVE_INFINITY
+    this.max = Number.NEGATIVE_INFINITY
+  }
+
+  /** The value at `percentile` (0 < p ≤ 100) in the caller's unit, or null when empty. */
+  percentile (percentile: number): number | null {
+    if (this.count === 0) return null
+    const out = [0]
+    valuesAtPercentiles(this.histogram, [percentile], out)
+    return Math.min((out[0] ?? 0) / SCALE, round3(this.max))
+  }
+
+  summary (): LatencySummary {
+    if (this.count === 0) {
+      return { count: 0, min: null, mean: null, max: null, p50: null, p90: null, p95: null, p99: null, p999: null }
+    }
+    const out = [0, 0, 0, 0, 0]
+    valuesAtPercentiles(this.histogram, SUMMARY_PERCENTILES, out)
+    // Reported at the histogram's resolution (1/1000 of the unit), like the percentiles.
+    const max = round3(this.max)
+    const at = (k: number): number => Math.min((out[k] ?? 0) / SCALE, max)
+    return {
+      count: this.count,
+      min: round3(this.min),
+      mean: round3(this.sum / this.count),
+      max,
+      p50: at(0),
+      p90: at(1),
+      p95: at(2),
+      p99: at(3),
+      p999: at(4),
+    }
+  }
+}
