@@ -1,5 +1,7 @@
 import { type ConnectionStats, createUpstreamClient, type UpstreamClient } from '@apt/adapter'
+import { createMonitor, type Monitor } from '@apt/monitor'
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
+import { createModelLabeler } from './model-label.js'
 import { sendError } from './errors.js'
 import { createServerMetrics, type RequestRecord } from './metrics.js'
 import { DEFAULT_LIMITS, type ServerOptions } from './options.js'
@@ -15,6 +17,7 @@ export const REDACT_PATHS = [
 
 export interface AptState {
   readonly upstream: UpstreamClient
+  readonly monitor: Monitor | null
   readonly draining: boolean
   /** Mark the proxy as draining: `/ready` turns 503, new `/v1/*` requests get 503, idle keep-alive sockets are closed. */
   startDrain (): void
@@ -43,6 +46,10 @@ export function buildServer (options: ServerOptions): FastifyInstance {
     ? createUpstreamClient(options.upstream as Parameters<typeof createUpstreamClient>[0])
     : options.upstream as UpstreamClient
   const limits = { ...DEFAULT_LIMITS, ...options.limits }
+  const ownsMonitor = options.monitor === undefined || (options.monitor !== false && !('record' in options.monitor))
+  const monitor: Monitor | null = options.monitor === false
+    ? null
+    : ownsMonitor ? createMonitor(options.monitor as Parameters<typeof createMonitor>[0]) : options.monitor as Monitor
   const metricsEnabled = options.metrics?.enabled ?? true
   const metricsToken = options.metrics?.token
 
@@ -73,7 +80,18 @@ export function buildServer (options: ServerOptions): FastifyInstance {
     processMetrics: options.metrics?.processMetrics ?? true,
     connectionStats: () => upstream.stats(),
     gauges: () => ({ inFlightRequests: state.inFlightRequests, inFlightStreams: state.inFlightStreams, draining: state.draining }),
+    ...(monitor === null ? {} : { alerts: () => monitor.alerts().map((alert) => ({ id: alert.rule.id, firing: alert.state === 'firing' })) }),
   })
+  if (monitor !== null) {
+    monitor.onAlert((transition) => {
+      const line = { alert: transition.rule.id, state: transition.state, value: transition.value, threshold: transition.rule.threshold }
+      if (transition.state === 'firing') app.log.warn(line, 'alert firing')
+      else app.log.info(line, 'alert resolved')
+    })
+  }
+  // Token totals per model for the JSON view (model names bounded like the Prometheus labels).
+  const usageModel = createModelLabeler()
+  const usageByModel = new Map<string, { requests: number, input: number, output: number, cache_creation: number, cache_read: number }>()
 
   function observe (record: RequestRecord, exchange: { upstreamRequestId: string | undefined, reusedSocket: boolean, retried: boolean } | null, log: typeof app.log): void {
     totalRequests++
@@ -86,12 +104,44 @@ export function buildServer (options: ServerOptions): FastifyInstance {
     }
     statusCounts.set(record.status, (statusCounts.get(record.status) ?? 0) + 1)
     metrics.observe(record)
+    const usage = record.usage?.usage
+    if (usage !== undefined) {
+      const model = usageModel(record.usage?.model)
+      let totals = usageByModel.get(model)
+      if (totals === undefined) {
+        totals = { requests: 0, input: 0, output: 0, cache_creation: 0, cache_read: 0 }
+        usageByModel.set(model, totals)
+      }
+      totals.requests++
+      totals.input += usage.inputTokens
+      totals.output += usage.outputTokens
+      totals.cache_creation += usage.cacheCreationInputTokens
+      totals.cache_read += usage.cacheReadInputTokens
+    }
+    if (monitor !== null) {
+      const sample: Parameters<Monitor['record']>[0] = {
+        durationMs: record.durationMs,
+        status: record.status,
+        bytes: record.bytesOut,
+        route: record.route,
+        error: record.errorCode !== undefined && record.status !== 499 ? record.errorCode : undefined,
+      }
+      if (record.ttfbMs >= 0) sample.ttfbMs = record.ttfbMs
+      if (record.ttftMs >= 0) sample.ttftMs = record.ttftMs
+      if (record.overheadMs >= 0) sample.overheadUs = record.overheadMs * 1000
+      monitor.record(sample)
+    }
     log.info({
       method: record.method,
       route: record.route,
       status: record.status,
       duration_ms: Math.round(record.durationMs * 1000) / 1000,
       ttfb_ms: record.ttfbMs < 0 ? null : Math.round(record.ttfbMs * 1000) / 1000,
+      ttft_ms: record.ttftMs < 0 ? null : Math.round(record.ttftMs * 1000) / 1000,
+      overhead_ms: record.overheadMs < 0 ? null : Math.round(record.overheadMs * 1000) / 1000,
+      model: record.usage?.model ?? null,
+      input_tokens: record.usage?.usage?.inputTokens ?? null,
+      output_tokens: record.usage?.usage?.outputTokens ?? null,
       bytes_out: record.bytesOut,
       stream: record.isStream,
       upstream_request_id: exchange?.upstreamRequestId ?? null,
@@ -117,6 +167,7 @@ export function buildServer (options: ServerOptions): FastifyInstance {
   let sweepTimer: NodeJS.Timeout | null = null
   const apt: AptState = {
     upstream,
+    monitor,
     get draining () { return state.draining },
     startDrain () {
       if (state.draining) return
@@ -175,6 +226,10 @@ export function buildServer (options: ServerOptions): FastifyInstance {
           routes,
           status_codes: Object.fromEntries([...statusCounts].map(([status, count]) => [String(status), count])),
         },
+        usage_metrics: {
+          by_model: Object.fromEntries([...usageByModel].map(([model, totals]) => [model, { ...totals }])),
+        },
+        monitor: monitor === null ? null : monitor.snapshot(),
       }
     },
   }
@@ -233,6 +288,7 @@ export function buildServer (options: ServerOptions): FastifyInstance {
   app.addHook('onClose', async () => {
     if (sweepTimer !== null) clearTimeout(sweepTimer)
     metrics.close()
+    if (ownsMonitor) monitor?.close()
     if (ownsUpstream) await upstream.close()
   })
 

@@ -1,4 +1,5 @@
 import type { UpstreamClient, UpstreamClientOptions } from '@apt/adapter'
+import type { Monitor, MonitorOptions } from '@apt/monitor'
 import type { DestinationStream, LoggerOptions } from 'pino'
 
 export type AuthOptions =
@@ -43,6 +44,8 @@ export interface ServerOptions {
   defaultHeaders?: Readonly<Record<string, string>>
   /** Interval between `closeIdleConnections()` sweeps while draining, ms. Default 100. */
   drainSweepMs?: number
+  /** Monitor options, an existing monitor (not closed by the server), or `false` to run without one. Default: a monitor with default windows and alert rules. */
+  monitor?: MonitorOptions | Monitor | false
 }
 
 export const DEFAULT_LIMITS: Readonly<BodyLimits> = Object.freeze({
