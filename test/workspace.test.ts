@@ -22,7 +22,7 @@ const ALLOWED: Record<string, string[]> = {
   '@apt/monitor': [],
   '@apt/server': ['@apt/adapter', '@apt/monitor'],
   '@apt/bench': ['@apt/monitor'],
-  '@apt/proxy': ['@apt/server', '@apt/bench'],
+  '@apt/proxy': ['@apt/server', '@apt/monitor', '@apt/bench'],
 }
 
 /** Third-party runtime dependencies the leaves may have. */

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { parseEnv } from 'node:util'
+import { parseAlertRules } from '@apt/monitor'
 import type { ServerOptions } from '@apt/server'
 
 /**
@@ -131,6 +132,9 @@ export function loadConfig (input: Env): ConfigResult {
   const metricsEnabled = boolean('ENABLE_METRICS_ENDPOINT', true)
   const metricsToken = env.METRICS_TOKEN
   const defaultVersion = env.APT_DEFAULT_ANTHROPIC_VERSION
+  // ALERT_P95_LATENCY_MS, ALERT_P99_LATENCY_MS, ALERT_ERROR_RATE, ALERT_MEMORY_GROWTH_MB, ALERT_MIN_RPS, ALERT_HOLD_MS
+  const alerts = parseAlertRules(env)
+  errors.push(...alerts.errors)
 
   if (errors.length > 0) return { ok: false, errors }
 
@@ -152,6 +156,7 @@ export function loadConfig (input: Env): ConfigResult {
     limits: { jsonBytes, batchBytes, fileBytes },
     logger: { level: logLevel },
     metrics: metricsToken === undefined ? { enabled: metricsEnabled } : { enabled: metricsEnabled, token: metricsToken },
+    monitor: { alertRules: alerts.rules },
     ...(publicBaseUrl === undefined ? {} : { publicBaseUrl }),
     ...(defaultVersion === undefined ? {} : { defaultHeaders: { 'anthropic-version': defaultVersion } }),
   }

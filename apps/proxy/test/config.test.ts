@@ -90,6 +90,17 @@ describe('loadConfig', () => {
     expect(result.config.server.auth).toEqual({ mode: 'managed', upstreamApiKey: 'sk-ant-real', proxyKeys: ['team-a', 'team-b'] })
   })
 
+  test('alert rules come from the environment; bad values are reported with the rest', () => {
+    const result = loadConfig({ ALERT_P95_LATENCY_MS: '250', ALERT_ERROR_RATE: '10%' })
+    if (!result.ok) throw new Error(result.errors.join('\n'))
+    const rules = (result.config.server.monitor as { alertRules: { id: string, threshold: number }[] }).alertRules
+    expect(rules.find((rule) => rule.id === 'p95-latency')?.threshold).toBe(250)
+    expect(rules.find((rule) => rule.id === 'error-rate')?.threshold).toBe(0.1)
+    const bad = loadConfig({ ALERT_ERROR_RATE: 'lots', PORT: 'x' })
+    expect(bad.ok).toBe(false)
+    if (!bad.ok) expect(bad.errors).toHaveLength(2)
+  })
+
   test('.env files are read; a missing file is no error', () => {
     const dir = mkdtempSync(join(tmpdir(), 'apt-env-'))
     const file = join(dir, '.env')

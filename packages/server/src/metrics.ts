@@ -57,7 +57,14 @@ export function createServerMetrics (options: {
   alerts?: () => { id: string, firing: boolean }[]
 }): ServerMetrics {
   const registry = new Registry()
-  if (options.processMetrics) collectDefaultMetrics({ register: registry })
+  if (options.processMetrics) {
+    collectDefaultMetrics({ register: registry })
+    // prom-client also names three gauges "_total", which Prometheus reserves for counters
+    // (promtool rejects them); the same facts stay available per type in nodejs_active_resources.
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      registry.removeSingleMetric(name)
+    }
+  }
 
   const requests = new Counter({
     name: 'apt_http_requests_total',
