@@ -1,6 +1,8 @@
 import { type ConnectionStats, createUpstreamClient, type UpstreamClient } from '@apt/adapter'
 import { createMonitor, type Monitor } from '@apt/monitor'
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
+import pino from 'pino'
 import { createModelLabeler } from './model-label.js'
 import { sendError } from './errors.js'
 import { createServerMetrics, type RequestRecord } from './metrics.js'
@@ -8,12 +10,21 @@ import { DEFAULT_LIMITS, type ServerOptions } from './options.js'
 import { createProxyHandler, type ProxyState } from './proxy-handler.js'
 import { ROUTE_NAMES, type RouteName } from './routes-table.js'
 
-/** Paths and header names pino never prints. */
+/**
+ * Paths pino never prints. No wildcards: fast-redact compiles plain paths into
+ * a few property checks, while wildcard paths cost a walk on every log call.
+ * The proxy's own lines never carry headers or keys; these guard the rest.
+ */
 export const REDACT_PATHS = [
+  'req.headers["x-api-key"]', 'req.headers.authorization', 'req.headers.cookie',
+  'request.headers["x-api-key"]', 'request.headers.authorization', 'request.headers.cookie',
   'headers["x-api-key"]', 'headers.authorization', 'headers.cookie',
-  '*.headers["x-api-key"]', '*.headers.authorization', '*.headers.cookie',
-  'upstreamApiKey', '*.upstreamApiKey', 'proxyKeys', '*.proxyKeys',
+  'upstreamApiKey', 'auth.upstreamApiKey', 'auth.proxyKeys', 'proxyKeys',
 ]
+
+/** Log lines are written in batches of up to this many bytes, and at least this often (ms). */
+const LOG_BUFFER_BYTES = 4096
+const LOG_FLUSH_MS = 500
 
 export interface AptState {
   readonly upstream: UpstreamClient
@@ -53,6 +64,17 @@ export function buildServer (options: ServerOptions): FastifyInstance {
   const metricsEnabled = options.metrics?.enabled ?? true
   const metricsToken = options.metrics?.token
 
+  // stdout gets an asynchronous, batched destination: a synchronous write per
+  // request line costs a syscall on the hot path. A timer flushes quiet periods.
+  const logDestination = options.logger === false || options.logStream !== undefined
+    ? undefined
+    : pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES })
+  const logFlushTimer = logDestination === undefined
+    ? null
+    : setInterval(() => { logDestination.flush() }, LOG_FLUSH_MS).unref()
+  // `/v1/*` on real connections skips Fastify's router, request objects and hooks:
+  // the node:http listener hands those requests straight to the proxy handler.
+  let fastPath: ((request: IncomingMessage, response: ServerResponse) => void) | null = null
   const app = Fastify({
     logger: options.logger === false
       ? false
@@ -60,8 +82,19 @@ export function buildServer (options: ServerOptions): FastifyInstance {
           level: 'info',
           ...options.logger,
           redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-          ...(options.logStream === undefined ? {} : { stream: options.logStream }),
+          ...(options.logStream === undefined && logDestination === undefined ? {} : { stream: (options.logStream ?? logDestination) as pino.DestinationStream }),
         },
+    serverFactory (fastifyHandler) {
+      const server = createHttpServer((request, response) => {
+        if (fastPath !== null && (request.url as string).startsWith('/v1/')) fastPath(request, response)
+        else fastifyHandler(request, response)
+      })
+      // Fastify's own defaults for the server it would have built: keep-alive 72 s,
+      // no whole-request deadline (uploads of 500 MB may take long).
+      server.keepAliveTimeout = 72_000
+      server.requestTimeout = 0
+      return server
+    },
     // One line per request is written by the proxy itself (with upstream facts), so Fastify's own pair is off.
     logController: new LogController({ disableRequestLogging: true }),
     return503OnClosing: false,
@@ -239,10 +272,20 @@ export function buildServer (options: ServerOptions): FastifyInstance {
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
 
+  // Requests that reach Fastify's router for /v1 (app.inject, or a server built elsewhere) take the same handler.
   app.all('/v1/*', (request, reply) => {
     reply.hijack()
     proxy(request.raw, reply.raw, request.log)
   })
+  const rootLog = app.log
+  fastPath = (request, response) => {
+    try {
+      proxy(request, response, rootLog)
+    } catch (error) {
+      rootLog.error({ err: error }, 'proxy handler failed')
+      sendError(response, 'APT_SERVER_INTERNAL', 'Internal proxy error')
+    }
+  }
 
   app.get('/health', async () => ({ status: 'ok' }))
   app.get('/ready', async (_request, reply) => {
@@ -287,6 +330,8 @@ export function buildServer (options: ServerOptions): FastifyInstance {
 
   app.addHook('onClose', async () => {
     if (sweepTimer !== null) clearTimeout(sweepTimer)
+    if (logFlushTimer !== null) clearInterval(logFlushTimer)
+    logDestination?.flushSync()
     metrics.close()
     if (ownsMonitor) monitor?.close()
     if (ownsUpstream) await upstream.close()
