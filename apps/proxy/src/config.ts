@@ -132,6 +132,14 @@ export function loadConfig (input: Env): ConfigResult {
   const metricsEnabled = boolean('ENABLE_METRICS_ENDPOINT', true)
   const metricsToken = env.METRICS_TOKEN
   const defaultVersion = env.APT_DEFAULT_ANTHROPIC_VERSION
+  let tlsCa: Buffer | undefined
+  if (env.APT_UPSTREAM_CA_FILE !== undefined) {
+    try {
+      tlsCa = readFileSync(env.APT_UPSTREAM_CA_FILE)
+    } catch (error) {
+      errors.push(`APT_UPSTREAM_CA_FILE must name a readable PEM file, got '${env.APT_UPSTREAM_CA_FILE}' (${(error as Error).message})`)
+    }
+  }
   // ALERT_P95_LATENCY_MS, ALERT_P99_LATENCY_MS, ALERT_ERROR_RATE, ALERT_MEMORY_GROWTH_MB, ALERT_MIN_RPS, ALERT_HOLD_MS
   const alerts = parseAlertRules(env)
   errors.push(...alerts.errors)
@@ -151,6 +159,7 @@ export function loadConfig (input: Env): ConfigResult {
       allowH2,
       replayBodyLimitBytes: chunkSize,
       warmupConnections,
+      ...(tlsCa === undefined ? {} : { tlsCa }),
     },
     auth,
     limits: { jsonBytes, batchBytes, fileBytes },

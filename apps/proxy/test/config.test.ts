@@ -101,6 +101,17 @@ describe('loadConfig', () => {
     if (!bad.ok) expect(bad.errors).toHaveLength(2)
   })
 
+  test('APT_UPSTREAM_CA_FILE is read as trusted roots; a missing file is a clear error', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'apt-ca-'))
+    writeFileSync(join(dir, 'ca.pem'), '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n')
+    const ok = loadConfig({ APT_UPSTREAM_CA_FILE: join(dir, 'ca.pem') })
+    if (!ok.ok) throw new Error(ok.errors.join('\n'))
+    expect(String((ok.config.server.upstream as { tlsCa: Buffer }).tlsCa)).toContain('BEGIN CERTIFICATE')
+    const missing = loadConfig({ APT_UPSTREAM_CA_FILE: join(dir, 'nope.pem') })
+    expect(missing.ok).toBe(false)
+    if (!missing.ok) expect(missing.errors[0]).toMatch(/^APT_UPSTREAM_CA_FILE must name a readable PEM file/)
+  })
+
   test('.env files are read; a missing file is no error', () => {
     const dir = mkdtempSync(join(tmpdir(), 'apt-env-'))
     const file = join(dir, '.env')

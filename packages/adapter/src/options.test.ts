@@ -19,6 +19,7 @@ describe('resolveOptions', () => {
       warmupConnections: 0,
       warmupPath: '/v1/models?limit=1',
       serverTiming: true,
+      tlsCa: undefined,
     })
   })
 

@@ -31,6 +31,8 @@ export interface UpstreamClientOptions {
   warmupPath?: string
   /** Add a `server-timing: proxy;dur=<ms>` response header with the proxy's own overhead. Default true. */
   serverTiming?: boolean
+  /** Extra trusted CA certificates (PEM) for the upstream's TLS, e.g. a private CA. Verification stays on. */
+  tlsCa?: string | Buffer
 }
 
 export interface ResolvedUpstreamOptions {
@@ -48,6 +50,7 @@ export interface ResolvedUpstreamOptions {
   readonly warmupConnections: number
   readonly warmupPath: string
   readonly serverTiming: boolean
+  readonly tlsCa: string | Buffer | undefined
 }
 
 function integer (name: string, value: number | undefined, fallback: number, min: number): number {
@@ -84,5 +87,6 @@ export function resolveOptions (options: UpstreamClientOptions): ResolvedUpstrea
     warmupConnections: integer('warmupConnections', options.warmupConnections, 0, 0),
     warmupPath: options.warmupPath ?? '/v1/models?limit=1',
     serverTiming: options.serverTiming ?? true,
+    tlsCa: options.tlsCa,
   })
 }

@@ -1,7 +1,7 @@
 import diagnosticsChannel from 'node:diagnostics_channel'
 import type { ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
-import { type Dispatcher, Pool, buildConnector } from 'undici'
+import { Client, type Dispatcher, Pool, buildConnector } from 'undici'
 import { AdapterError, type TimeoutKind } from './errors.js'
 import { type Exchange, type ExchangeHooks, ForwardHandler, type HandlerOwner, takePendingSocketOwner } from './forward-handler.js'
 import { resolveOptions, type ResolvedUpstreamOptions, type UpstreamClientOptions } from './options.js'
@@ -105,32 +105,42 @@ class UpstreamClientImpl implements UpstreamClient, HandlerOwner {
     timeouts: { connect: 0, headers: 0, body: 0, poolWait: 0 },
   }
   readonly #running = new Set<ForwardHandler>()
+  readonly #clientOptions: Client.Options
+  /** One-off clients carrying stale-socket replays, so a replay always gets a fresh connection. */
+  readonly #replayClients = new Map<ForwardHandler, Client>()
   #closed = false
 
   constructor (options: ResolvedUpstreamOptions) {
     this.options = options
     const stats = this.#stats
-    const connector = buildConnector({ timeout: options.connectTimeoutMs, rejectUnauthorized: true, allowH2: options.allowH2 })
-    this.#pool = new Pool(options.origin, {
-      connections: options.maxConnections,
+    // TLS is always verified; `tlsCa` only adds trusted roots (a private CA), never turns it off.
+    const connector = buildConnector({
+      timeout: options.connectTimeoutMs,
+      rejectUnauthorized: true,
+      allowH2: options.allowH2,
+      ...(options.tlsCa === undefined ? {} : { ca: options.tlsCa }),
+    })
+    const connect: buildConnector.connector = (connectOptions, callback) => {
+      connector(connectOptions, (error, socket) => {
+        if (error !== null || socket === null) {
+          callback(error ?? new Error('connect failed'), null)
+          return
+        }
+        stats.connectionsOpened++
+        ;(socket as unknown as CountedSocket)[kServed] = 0
+        callback(null, socket)
+      })
+    }
+    this.#clientOptions = {
       keepAliveTimeout: options.keepAliveTimeoutMs,
       keepAliveMaxTimeout: options.keepAliveTimeoutMs,
       headersTimeout: options.headersTimeoutMs,
       bodyTimeout: options.bodyTimeoutMs,
       allowH2: options.allowH2,
       pipelining: options.maxKeepAlive === 0 ? 0 : 1,
-      connect (connectOptions, callback) {
-        connector(connectOptions, (error, socket) => {
-          if (error !== null || socket === null) {
-            callback(error ?? new Error('connect failed'), null)
-            return
-          }
-          stats.connectionsOpened++
-          ;(socket as unknown as CountedSocket)[kServed] = 0
-          callback(null, socket)
-        })
-      },
-    })
+      connect,
+    }
+    this.#pool = new Pool(options.origin, { ...this.#clientOptions, connections: options.maxConnections })
     subscribeSendHeaders()
   }
 
@@ -161,8 +171,12 @@ class UpstreamClientImpl implements UpstreamClient, HandlerOwner {
 
   // HandlerOwner
   dispatch (opts: Dispatcher.DispatchOptions, handler: ForwardHandler): boolean {
-    if (handler.retried) this.#stats.retries++
-    return this.#pool.dispatch(opts, handler as unknown as Dispatcher.DispatchHandler)
+    if (!handler.retried) return this.#pool.dispatch(opts, handler as unknown as Dispatcher.DispatchHandler)
+    // The pooled sockets may all be as stale as the one that just died: replay on a new connection.
+    this.#stats.retries++
+    const client = new Client(this.options.origin, this.#clientOptions)
+    this.#replayClients.set(handler, client)
+    return client.dispatch(opts, handler as unknown as Dispatcher.DispatchHandler)
   }
 
   notePending (handler: ForwardHandler): void {
@@ -175,6 +189,11 @@ class UpstreamClientImpl implements UpstreamClient, HandlerOwner {
 
   settle (handler: ForwardHandler): void {
     this.#running.delete(handler)
+    const replayClient = this.#replayClients.get(handler)
+    if (replayClient !== undefined) {
+      this.#replayClients.delete(handler)
+      replayClient.close().catch(() => {})
+    }
     const error = handler.error
     if (error === null) return
     const stats = this.#stats
@@ -226,6 +245,7 @@ class UpstreamClientImpl implements UpstreamClient, HandlerOwner {
     this.#closed = true
     const error = new AdapterError('APT_ADAPTER_CLOSED', 'The upstream client was destroyed')
     for (const handler of this.#running) handler.abort(error)
+    for (const client of this.#replayClients.values()) client.destroy(error).catch(() => {})
     await this.#pool.destroy(error)
   }
 }

@@ -1,5 +1,6 @@
 import { once } from 'node:events'
 import { createServer, type Server, type ServerResponse } from 'node:http'
+import { createSecureServer } from 'node:http2'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
 import { execFileSync } from 'node:child_process'
@@ -119,6 +120,34 @@ describe('@apt/adapter', () => {
     expect(written).toBeGreaterThan(8 * 1024 * 1024)
     await reader.cancel()
     upstreamResponse?.destroy()
+  })
+
+  test('HTTP/2 to a TLS upstream when allowH2 is set (certificate trusted through tlsCa, still verified)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'apt-h2-'))
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+      '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' })
+    const cert = readFileSync(join(dir, 'cert.pem'))
+    const versions: string[] = []
+    const upstream = createSecureServer({ key: readFileSync(join(dir, 'key.pem')), cert, allowHTTP1: true }, (request, response) => {
+      versions.push(request.httpVersion)
+      response.writeHead(200, { 'content-type': 'text/event-stream', 'request-id': 'req_h2' })
+      response.write('event: ping\ndata: {"type":"ping"}\n\n')
+      setTimeout(() => response.end('event: message_stop\ndata: {"type":"message_stop"}\n\n'), 20)
+    })
+    upstream.listen(0, '127.0.0.1')
+    await once(upstream, 'listening')
+    cleanups.push(() => new Promise<void>((resolve) => { upstream.close(() => resolve()) }))
+    const origin = `https://127.0.0.1:${(upstream.address() as AddressInfo).port}`
+    for (const allowH2 of [true, false]) {
+      const client = createUpstreamClient({ origin, allowH2, tlsCa: cert })
+      cleanups.push(() => client.destroy())
+      const { url, exchanges } = await front(client)
+      const response = await fetch(`${url}/v1/messages`)
+      expect(await response.text()).toBe('event: ping\ndata: {"type":"ping"}\n\nevent: message_stop\ndata: {"type":"message_stop"}\n\n')
+      expect(exchanges[0]?.upstreamRequestId).toBe('req_h2')
+      expect(exchanges[0]?.isEventStream).toBe(true)
+    }
+    expect(versions).toEqual(['2.0', '1.1'])
   })
 
   test('TLS is verified: a self-signed upstream certificate is refused (APT_ADAPTER_CONNECT_FAILED)', async () => {
