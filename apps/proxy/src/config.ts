@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { parseEnv } from 'node:util'
 import { parseAlertRules } from '@apt/monitor'
 import type { ServerOptions } from '@apt/server'
@@ -17,6 +18,8 @@ export interface ProxyConfig {
   readonly logLevel: string
   readonly shutdownTimeoutMs: number
   readonly warmupConnections: number
+  /** Processes serving the port (node:cluster); 1 = no primary process. */
+  readonly workers: number
   readonly server: Readonly<ServerOptions>
 }
 
@@ -112,6 +115,7 @@ export function loadConfig (input: Env): ConfigResult {
   const bodyTimeoutMs = integer('APT_BODY_TIMEOUT_MS', 300_000, 0)
   const poolTimeoutMs = integer('APT_POOL_TIMEOUT_MS', 30_000, 0)
   const shutdownTimeoutMs = integer('SHUTDOWN_TIMEOUT_MS', 60_000, 0)
+  const workers = env.APT_WORKERS?.trim().toLowerCase() === 'auto' ? availableParallelism() : integer('APT_WORKERS', 1, 1, 256)
 
   const authMode = env.APT_AUTH_MODE ?? 'passthrough'
   let auth: ServerOptions['auth'] = { mode: 'passthrough' }
@@ -171,7 +175,7 @@ export function loadConfig (input: Env): ConfigResult {
   }
   return {
     ok: true,
-    config: Object.freeze({ profile, host, port, logLevel, shutdownTimeoutMs, warmupConnections, server: Object.freeze(server) }),
+    config: Object.freeze({ profile, host, port, logLevel, shutdownTimeoutMs, warmupConnections, workers, server: Object.freeze(server) }),
   }
 }
 

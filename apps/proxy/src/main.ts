@@ -1,10 +1,13 @@
 #!/usr/bin/env node
+import cluster from 'node:cluster'
 import { buildServer } from '@apt/server'
-import { loadConfig, readEnvFile } from './config.js'
+import { loadConfig, type ProxyConfig, readEnvFile } from './config.js'
+import { runPrimary } from './primary.js'
 
 /**
  * The deployable proxy: configuration from the environment (and `.env`),
- * listen, warm up, and shut down gracefully on SIGTERM/SIGINT.
+ * listen, warm up, and shut down gracefully on SIGTERM/SIGINT. With
+ * APT_WORKERS > 1 the primary process forks that many workers sharing the port.
  */
 async function main (): Promise<void> {
   const fileEnv = readEnvFile(process.env.APT_ENV_FILE ?? '.env')
@@ -15,6 +18,14 @@ async function main (): Promise<void> {
     process.exit(78)
   }
   const { config } = result
+  if (config.workers > 1 && cluster.isPrimary) {
+    runPrimary(config)
+    return
+  }
+  await runWorker(config)
+}
+
+async function runWorker (config: ProxyConfig): Promise<void> {
   const app = buildServer(config.server)
   await app.listen({ port: config.port, host: config.host })
   app.log.info({ profile: config.profile, upstream: app.apt.upstream.options.origin }, 'apt proxy ready')

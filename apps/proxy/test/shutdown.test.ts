@@ -3,6 +3,7 @@ import { once } from 'node:events'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { fileURLToPath } from 'node:url'
+import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 
 const MAIN = fileURLToPath(new URL('../dist/main.js', import.meta.url))
@@ -30,9 +31,9 @@ function startUpstream (): Promise<Server> {
 
 interface Proxy { child: ChildProcess, url: string, output: () => string }
 
-async function startProxy (upstreamUrl: string): Promise<Proxy> {
+async function startProxy (upstreamUrl: string, extraEnv: Record<string, string> = {}): Promise<Proxy> {
   const child = spawn(process.execPath, [MAIN], {
-    env: { ...process.env, ANTHROPIC_UPSTREAM_URL: upstreamUrl, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '10000', APT_ENV_FILE: '/nonexistent' },
+    env: { ...process.env, ANTHROPIC_UPSTREAM_URL: upstreamUrl, PORT: '0', HOST: '127.0.0.1', LOG_LEVEL: 'info', SHUTDOWN_TIMEOUT_MS: '10000', APT_ENV_FILE: '/nonexistent', ...extraEnv },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let output = ''
@@ -95,6 +96,29 @@ describe('the proxy process (node apps/proxy/dist/main.js)', () => {
     expect(code).toBe(1)
     expect(proxy.output()).toContain('second signal')
     await reader.cancel().catch(() => {})
+  })
+
+  test('APT_WORKERS=2: two workers share the port; SIGTERM drains the live stream and the primary exits 0', async () => {
+    const proxy = await startProxy(upstreamUrl, { APT_WORKERS: '2' })
+    // Wait for the second worker too.
+    for (let i = 0; i < 200 && (proxy.output().match(/Server listening at http:\/\/127\.0\.0\.1/g) ?? []).length < 2; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 25))
+    }
+    const streams = await Promise.all([0, 1, 2, 3].map(async () => {
+      const response = await request(`${proxy.url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': 'k' }, body: '{"stream":true}', reset: true })
+      return response.body.text()
+    }))
+    for (const text of streams) expect(text.match(/event: content_block_delta\n/g)).toHaveLength(EVENTS)
+    const live = await request(`${proxy.url}/v1/messages`, { method: 'POST', headers: { 'x-api-key': 'k' }, body: '{"stream":true}', reset: true })
+    const exited = once(proxy.child, 'exit')
+    proxy.child.kill('SIGTERM')
+    const text = await live.body.text()
+    expect(text.endsWith('event: message_stop\ndata: {"type":"message_stop"}\n\n')).toBe(true)
+    const [code] = await exited
+    expect(code).toBe(0)
+    const pids = new Set(proxy.output().split('\n').filter((line) => line.includes('"route":"messages"')).map((line) => (JSON.parse(line) as { pid: number }).pid))
+    expect(pids.size).toBe(2)
+    expect(proxy.output()).toContain('all workers stopped')
   })
 
   test('invalid configuration: every problem listed, exit code 78', async () => {
