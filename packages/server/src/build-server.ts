@@ -1,10 +1,11 @@
 import { type ConnectionStats, createUpstreamClient, type UpstreamClient } from '@apt/adapter'
 import { createMonitor, type Monitor } from '@apt/monitor'
-import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http'
+import type { Duplex } from 'node:stream'
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import pino from 'pino'
 import { createModelLabeler } from './model-label.js'
-import { sendError } from './errors.js'
+import { errorBody, proxyRequestId, sendError } from './errors.js'
 import { createServerMetrics, type RequestRecord } from './metrics.js'
 import { DEFAULT_LIMITS, type ServerOptions } from './options.js'
 import { createProxyHandler, type ProxyState } from './proxy-handler.js'
@@ -21,6 +22,21 @@ export const REDACT_PATHS = [
   'headers["x-api-key"]', 'headers.authorization', 'headers.cookie',
   'upstreamApiKey', 'auth.upstreamApiKey', 'auth.proxyKeys', 'proxyKeys',
 ]
+
+/**
+ * Malformed HTTP from a client (bad request line, oversized headers, ...) still
+ * gets an Anthropic-shaped error, not Node's bare 400.
+ */
+function onClientError (error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy()
+    return
+  }
+  const status = error.code === 'HPE_HEADER_OVERFLOW' ? 431 : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400
+  const requestId = proxyRequestId()
+  const body = JSON.stringify(errorBody('invalid_request_error', `Malformed HTTP request (${error.code ?? 'parse error'})`, requestId))
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nrequest-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`)
+}
 
 /** Log lines are written in batches of up to this many bytes, and at least this often (ms). */
 const LOG_BUFFER_BYTES = 4096
@@ -93,6 +109,7 @@ export function buildServer (options: ServerOptions): FastifyInstance {
       // no whole-request deadline (uploads of 500 MB may take long).
       server.keepAliveTimeout = 72_000
       server.requestTimeout = 0
+      server.on('clientError', onClientError)
       return server
     },
     // One line per request is written by the proxy itself (with upstream facts), so Fastify's own pair is off.
@@ -166,6 +183,7 @@ export function buildServer (options: ServerOptions): FastifyInstance {
     }
     log.info({
       method: record.method,
+      path: record.path,
       route: record.route,
       status: record.status,
       duration_ms: Math.round(record.durationMs * 1000) / 1000,

@@ -7,6 +7,8 @@ import type { UsageFacts } from './usage-tap.js'
 /** What the server knows about a request once it has ended. */
 export interface RequestRecord {
   route: RouteName
+  /** The request target as received (path and query); logged, never a metric label. */
+  path: string
   method: string
   status: number
   durationMs: number

@@ -117,10 +117,10 @@ export function createProxyHandler (context: ProxyContext): (request: IncomingMe
     return limits.jsonBytes
   }
 
-  function reject (response: ServerResponse, log: FastifyBaseLogger, started: number, route: RouteName, method: string, code: 'APT_SERVER_DRAINING' | 'APT_SERVER_UNAUTHORIZED' | 'APT_SERVER_BODY_TOO_LARGE', message: string): void {
+  function reject (request: IncomingMessage, response: ServerResponse, log: FastifyBaseLogger, started: number, route: RouteName, method: string, code: 'APT_SERVER_DRAINING' | 'APT_SERVER_UNAUTHORIZED' | 'APT_SERVER_BODY_TOO_LARGE', message: string): void {
     sendError(response, code, message, { close: code === 'APT_SERVER_DRAINING' })
     state.inFlightRequests--
-    observe(rejectedRecord(route, method, ERROR_POLICY[code].status, started, code), null, log)
+    observe(rejectedRecord(route, request.url as string, method, ERROR_POLICY[code].status, started, code), null, log)
   }
 
   return function proxy (request, response, log) {
@@ -131,13 +131,13 @@ export function createProxyHandler (context: ProxyContext): (request: IncomingMe
     state.inFlightRequests++
 
     if (state.draining) {
-      reject(response, log, started, route, method, 'APT_SERVER_DRAINING', 'The proxy is shutting down; retry the request')
+      reject(request, response, log, started, route, method, 'APT_SERVER_DRAINING', 'The proxy is shutting down; retry the request')
       return
     }
     if (checkKey !== null) {
       const key = presentedKey(request)
       if (key === undefined || !checkKey(key)) {
-        reject(response, log, started, route, method, 'APT_SERVER_UNAUTHORIZED', key === undefined ? 'Missing proxy API key (x-api-key or Authorization: Bearer)' : 'Invalid proxy API key')
+        reject(request, response, log, started, route, method, 'APT_SERVER_UNAUTHORIZED', key === undefined ? 'Missing proxy API key (x-api-key or Authorization: Bearer)' : 'Invalid proxy API key')
         return
       }
     }
@@ -148,7 +148,7 @@ export function createProxyHandler (context: ProxyContext): (request: IncomingMe
     if (declared !== undefined) {
       length = Number(declared)
       if (length > limit) {
-        reject(response, log, started, route, method, 'APT_SERVER_BODY_TOO_LARGE', `Request body of ${length} bytes exceeds the ${limit} byte limit for this endpoint`)
+        reject(request, response, log, started, route, method, 'APT_SERVER_BODY_TOO_LARGE', `Request body of ${length} bytes exceeds the ${limit} byte limit for this endpoint`)
         return
       }
     }
@@ -171,6 +171,7 @@ export function createProxyHandler (context: ProxyContext): (request: IncomingMe
       }
       const record: RequestRecord = {
         route,
+        path: url,
         method,
         status,
         durationMs: exchange.endedAt - started,
@@ -208,7 +209,7 @@ export function createProxyHandler (context: ProxyContext): (request: IncomingMe
       request.once('close', () => {
         if (!ended) {
           state.inFlightRequests--
-          observe(rejectedRecord(route, method, 499, started, 'APT_ADAPTER_CLIENT_ABORTED'), null, log)
+          observe(rejectedRecord(route, url, method, 499, started, 'APT_ADAPTER_CLIENT_ABORTED'), null, log)
         }
       })
     } else if (length > 0) {
@@ -219,9 +220,9 @@ export function createProxyHandler (context: ProxyContext): (request: IncomingMe
   }
 }
 
-function rejectedRecord (route: RouteName, method: string, status: number, started: number, code: string): RequestRecord {
+function rejectedRecord (route: RouteName, path: string, method: string, status: number, started: number, code: string): RequestRecord {
   return {
-    route, method, status, durationMs: performance.now() - started, ttfbMs: -1, bytesOut: 0, isStream: false,
+    route, path, method, status, durationMs: performance.now() - started, ttfbMs: -1, bytesOut: 0, isStream: false,
     errorCode: code, overheadMs: -1, usage: undefined, ttftMs: -1,
   }
 }

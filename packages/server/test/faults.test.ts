@@ -1,5 +1,5 @@
 import { once } from 'node:events'
-import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net'
+import { createConnection, createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { request } from 'undici'
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
@@ -226,6 +226,17 @@ describe('faults', () => {
     }
   })
 
+  test('malformed HTTP gets an Anthropic-shaped 400 too', async () => {
+    const socket = createConnection(Number(new URL(proxy.url).port), '127.0.0.1')
+    socket.write('THIS IS NOT HTTP\r\n\r\n')
+    let reply = ''
+    for await (const chunk of socket) reply += String(chunk)
+    expect(reply.startsWith('HTTP/1.1 400 Bad Request')).toBe(true)
+    const body = JSON.parse(reply.slice(reply.indexOf('\r\n\r\n') + 4))
+    expect(body).toMatchObject({ type: 'error', error: { type: 'invalid_request_error' } })
+    expect(body.request_id).toMatch(/^req_apt_/)
+  })
+
   test('secrets never reach the logs', async () => {
     const secret = 'sk-ant-api03-SECRET-never-log-me'
     const bearer = 'oauth-SECRET-token-never-log-me'
@@ -234,6 +245,7 @@ describe('faults', () => {
     await sleep(20)
     const text = proxy.logs.join('\n')
     expect(text).toContain('"route":"messages"')
+    expect(text).toContain('"path":"/v1/messages"')
     expect(text).not.toContain('SECRET')
   })
 })
