@@ -4,6 +4,7 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import type { Duplex } from 'node:stream'
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
 import pino from 'pino'
+import { dashboardRoute } from './dashboard/index.js'
 import { createModelLabeler } from './model-label.js'
 import { errorBody, proxyRequestId, sendError } from './errors.js'
 import { createServerMetrics, type RequestRecord } from './metrics.js'
@@ -332,6 +333,9 @@ export function buildServer (options: ServerOptions): FastifyInstance {
       reply.header('content-type', metrics.registry.contentType).send(text)
     })
   }
+
+  // The live dashboard follows the metrics endpoints (same switch, same token).
+  dashboardRoute(app, { enabled: metricsEnabled })
 
   app.setNotFoundHandler((request, reply) => {
     reply.hijack()
