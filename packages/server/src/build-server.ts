@@ -1,5 +1,5 @@
 import { type ConnectionStats, createUpstreamClient, type UpstreamClient } from '@apt/adapter'
-import { createMonitor, type Monitor } from '@apt/monitor'
+import { createMonitor, type Monitor, type RequestSample } from '@apt/monitor'
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
@@ -140,6 +140,9 @@ export function buildServer (options: ServerOptions): FastifyInstance {
       else app.log.info(line, 'alert resolved')
     })
   }
+  const sample: { [K in keyof RequestSample]-?: RequestSample[K] | undefined } = {
+    durationMs: 0, status: 0, bytes: undefined, route: undefined, error: undefined, ttfbMs: undefined, ttftMs: undefined, overheadUs: undefined,
+  }
   // Token totals per model for the JSON view (model names bounded like the Prometheus labels).
   const usageModel = createModelLabeler()
   const usageByModel = new Map<string, { requests: number, input: number, output: number, cache_creation: number, cache_read: number }>()
@@ -170,17 +173,16 @@ export function buildServer (options: ServerOptions): FastifyInstance {
       totals.cache_read += usage.cacheReadInputTokens
     }
     if (monitor !== null) {
-      const sample: Parameters<Monitor['record']>[0] = {
-        durationMs: record.durationMs,
-        status: record.status,
-        bytes: record.bytesOut,
-        route: record.route,
-        error: record.errorCode !== undefined && record.status !== 499 ? record.errorCode : undefined,
-      }
-      if (record.ttfbMs >= 0) sample.ttfbMs = record.ttfbMs
-      if (record.ttftMs >= 0) sample.ttftMs = record.ttftMs
-      if (record.overheadMs >= 0) sample.overheadUs = record.overheadMs * 1000
-      monitor.record(sample)
+      // One reused sample object: the monitor reads it synchronously and keeps nothing.
+      sample.durationMs = record.durationMs
+      sample.status = record.status
+      sample.bytes = record.bytesOut
+      sample.route = record.route
+      sample.error = record.errorCode !== undefined && record.status !== 499 ? record.errorCode : undefined
+      sample.ttfbMs = record.ttfbMs >= 0 ? record.ttfbMs : undefined
+      sample.ttftMs = record.ttftMs >= 0 ? record.ttftMs : undefined
+      sample.overheadUs = record.overheadMs >= 0 ? record.overheadMs * 1000 : undefined
+      monitor.record(sample as RequestSample)
     }
     log.info({
       method: record.method,
