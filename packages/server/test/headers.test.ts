@@ -1,3 +1,4 @@
+import { once } from 'node:events'
 import { connect } from 'node:net'
 import { gzipSync } from 'node:zlib'
 import { request } from 'undici'
@@ -89,6 +90,21 @@ describe('headers', () => {
     const raw = upstream.requests.at(-1)?.rawHeaders ?? []
     expect(headerValues(raw, 'x-hop-secret')).toEqual([])
     expect(headerValues(raw, 'x-api-key')).toEqual(['k'])
+  })
+
+  test('Expect: 100-continue (curl does it for large bodies) is answered by the proxy and not sent upstream', async () => {
+    const socket = connect(Number(new URL(proxy.url).port), '127.0.0.1')
+    const body = JSON.stringify({ pad: 'x'.repeat(5000) })
+    socket.write(`POST /v1/messages HTTP/1.1\r\nHost: proxy\r\nX-Api-Key: k\r\nExpect: 100-continue\r\nContent-Length: ${body.length}\r\nConnection: close\r\n\r\n`)
+    const [first] = await once(socket, 'data') as [Buffer]
+    expect(first.toString()).toMatch(/^HTTP\/1\.1 100 Continue\r\n/)
+    socket.write(body)
+    let reply = ''
+    for await (const chunk of socket) reply += String(chunk)
+    expect(reply.startsWith('HTTP/1.1 429')).toBe(true)
+    const seen = upstream.requests.at(-1)
+    expect(headerValues(seen?.rawHeaders ?? [], 'expect')).toEqual([])
+    expect(seen?.body.toString()).toBe(body)
   })
 
   test('no anthropic-version is injected when the client sent none (unless configured)', async () => {
