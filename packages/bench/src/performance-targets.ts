@@ -1,0 +1,61 @@
+import { type BenchResult, DIRECT, PROXY } from './bench-result.js'
+
+/** One target of the performance issue, checked against a run (informational: the gate is `gate.ts`). */
+export interface PerformanceTarget {
+  figure: string
+  target: string
+  now: string
+  /** What it was compared with in the same run, if anything. */
+  reference: string
+  met: boolean | null
+}
+
+function us(value: number | null | undefined): string {
+  return value == null ? 'n/a' : `${Math.round(value)} µs`
+}
+
+/**
+ * The proxy's figures against the targets of the performance issue
+ * (CPU ≤ 80 µs per request, added p50/p99 ≤ 100/300 µs, throughput ≥ 1.5×
+ * undici-minimal and ≥ 2.5× @fastify/http-proxy, added first-event p99 ≤ 1 ms,
+ * every paced-stream level the load side holds, ≤ 16 KiB per stream, reuse ≥ 0.999).
+ */
+export function evaluatePerformanceTargets(result: BenchResult): PerformanceTarget[] {
+  const proxy = result.figures[PROXY]
+  const direct = result.figures[DIRECT]
+  const rows: PerformanceTarget[] = []
+  const cpu = proxy?.cpu?.usPerRequest
+  rows.push({ figure: `proxy CPU per request (c=${proxy?.cpu?.concurrency ?? '?'})`, target: '≤ 80 µs', now: us(cpu), reference: `emulator ${us(proxy?.cpu?.upstreamUsPerRequest)}`, met: cpu == null ? null : cpu <= 80 })
+  const added50 = proxy?.latency?.addedP50Us
+  const added99 = proxy?.latency?.addedP99Us
+  rows.push({ figure: 'added latency p50 (c=1)', target: '≤ 100 µs', now: us(added50), reference: `direct p50 ${us(direct?.latency === undefined ? null : direct.latency.p50Ms * 1000)}`, met: added50 == null ? null : added50 <= 100 })
+  rows.push({ figure: 'added latency p99 (c=1)', target: '≤ 300 µs', now: us(added99), reference: `direct p99 ${us(direct?.latency === undefined ? null : direct.latency.p99Ms * 1000)}`, met: added99 == null ? null : added99 <= 300 })
+  const top = proxy?.throughput?.at(-1)
+  for (const [name, factor] of [['undici-minimal', 1.5], ['fastify-http-proxy', 2.5]] as const) {
+    const other = result.figures[name]?.throughput?.find((level) => level.concurrency === top?.concurrency)
+    const ratio = top === undefined || other === undefined || other.requestsPerSecond === 0 ? null : top.requestsPerSecond / other.requestsPerSecond
+    rows.push({
+      figure: `throughput c=${top?.concurrency ?? '?'} ÷ ${name}`,
+      target: `≥ ${factor}×`,
+      now: ratio === null ? 'n/a' : `${ratio.toFixed(2)}×`,
+      reference: other === undefined ? `${name} not measured` : `${name} ${other.requestsPerSecond} req/s`,
+      met: ratio === null ? null : ratio >= factor,
+    })
+  }
+  const ttfe = proxy?.ttfe?.addedFirstEventP99Us
+  rows.push({ figure: `added time to first event p99 (${proxy?.ttfe?.streams ?? '?'} streams)`, target: '≤ 1000 µs', now: us(ttfe), reference: `direct p99 ${us(direct?.ttfe === undefined ? null : direct.ttfe.firstEventP99Ms * 1000)}`, met: ttfe == null ? null : ttfe <= 1000 })
+  const held = proxy?.stall?.maxStreamsHeld
+  const loadSide = direct?.stall?.maxStreamsHeld
+  rows.push({
+    figure: `paced streams held (${result.settings.streamEvents} events, ${result.settings.streamPaceMs} ms apart)`,
+    target: 'every level the load side holds',
+    now: held == null ? 'n/a' : String(held),
+    reference: `load side (direct) ${loadSide ?? 'n/a'}`,
+    met: held == null || loadSide == null ? null : held >= loadSide,
+  })
+  const memory = proxy?.memory?.kbPerStream
+  rows.push({ figure: `RSS per open stream (${proxy?.memory?.streams ?? '?'} streams)`, target: '≤ 16 KiB', now: memory == null ? 'n/a' : `${memory.toFixed(1)} KiB`, reference: '', met: memory == null ? null : memory <= 16 })
+  const reuse = proxy?.reuse?.reuse
+  rows.push({ figure: `upstream connection reuse (c=${proxy?.reuse?.concurrency ?? '?'})`, target: '≥ 0.999', now: reuse == null ? 'n/a' : reuse.toFixed(4), reference: '', met: reuse == null ? null : reuse >= 0.999 })
+  return rows
+}
