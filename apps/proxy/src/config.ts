@@ -29,9 +29,9 @@ type Env = Record<string, string | undefined>
 
 /** Per-profile defaults; an explicit variable always wins. */
 const PROFILE_DEFAULTS: Record<Profile, Env> = {
-  production: { LOG_LEVEL: 'info', ANTHROPIC_MAX_CONNECTIONS: '128', PRODUCTION_WARMUP_CONNECTIONS: '4', SHUTDOWN_TIMEOUT_MS: '60000' },
-  development: { LOG_LEVEL: 'debug', ANTHROPIC_MAX_CONNECTIONS: '16', PRODUCTION_WARMUP_CONNECTIONS: '0', SHUTDOWN_TIMEOUT_MS: '5000' },
-  loadtest: { LOG_LEVEL: 'warn', ANTHROPIC_MAX_CONNECTIONS: '512', PRODUCTION_WARMUP_CONNECTIONS: '0', SHUTDOWN_TIMEOUT_MS: '10000', APT_POOL_TIMEOUT_MS: '60000' },
+  production: { LOG_LEVEL: 'info', ANTHROPIC_MAX_CONNECTIONS: '1024', PRODUCTION_WARMUP_CONNECTIONS: '4', SHUTDOWN_TIMEOUT_MS: '60000' },
+  development: { LOG_LEVEL: 'debug', ANTHROPIC_MAX_CONNECTIONS: '64', PRODUCTION_WARMUP_CONNECTIONS: '0', SHUTDOWN_TIMEOUT_MS: '5000' },
+  loadtest: { LOG_LEVEL: 'warn', ANTHROPIC_MAX_CONNECTIONS: '4096', PRODUCTION_WARMUP_CONNECTIONS: '0', SHUTDOWN_TIMEOUT_MS: '10000', APT_POOL_TIMEOUT_MS: '60000' },
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
@@ -102,7 +102,7 @@ export function loadConfig (input: Env): ConfigResult {
   const logLevel = (env.LOG_LEVEL ?? 'info').toLowerCase()
   if (!LOG_LEVELS.includes(logLevel)) errors.push(`LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}, got '${env.LOG_LEVEL}'`)
 
-  const maxConnections = integer('ANTHROPIC_MAX_CONNECTIONS', 128, 1, 65_536)
+  const maxConnections = integer('ANTHROPIC_MAX_CONNECTIONS', 1024, 1, 65_536)
   const maxKeepAlive = integer('ANTHROPIC_MAX_KEEPALIVE', maxConnections, 0, 65_536)
   if (maxKeepAlive > maxConnections) errors.push(`ANTHROPIC_MAX_KEEPALIVE (${maxKeepAlive}) must not exceed ANTHROPIC_MAX_CONNECTIONS (${maxConnections})`)
   const keepAliveMs = seconds('ANTHROPIC_KEEPALIVE_EXPIRY', 30_000, 0.001)

@@ -15,7 +15,7 @@ describe('loadConfig', () => {
     expect(config.profile).toBe('production')
     const upstream = config.server.upstream as { origin: string, maxConnections: number, keepAliveTimeoutMs: number }
     expect(upstream.origin).toBe('https://api.anthropic.com')
-    expect(upstream.maxConnections).toBe(128)
+    expect(upstream.maxConnections).toBe(1024)
     expect(upstream.keepAliveTimeoutMs).toBe(30_000)
     expect(config.server.auth).toEqual({ mode: 'passthrough' })
     expect(config.server.limits?.jsonBytes).toBe(32 * 1024 * 1024)
@@ -80,7 +80,7 @@ describe('loadConfig', () => {
     if (!dev.ok || !load.ok) throw new Error('profiles should be valid')
     expect(dev.config.logLevel).toBe('debug')
     expect(load.config.logLevel).toBe('error')
-    expect((load.config.server.upstream as { maxConnections: number }).maxConnections).toBe(512)
+    expect((load.config.server.upstream as { maxConnections: number }).maxConnections).toBe(4096)
     expect(loadConfig({ APT_PROFILE: 'turbo' }).ok).toBe(false)
   })
 

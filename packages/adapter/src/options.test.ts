@@ -7,8 +7,8 @@ describe('resolveOptions', () => {
     expect(resolveOptions({ origin: 'https://api.anthropic.com' })).toEqual({
       origin: 'https://api.anthropic.com',
       pathPrefix: '',
-      maxConnections: 128,
-      maxKeepAlive: 128,
+      maxConnections: 1024,
+      maxKeepAlive: 1024,
       keepAliveTimeoutMs: 30_000,
       connectTimeoutMs: 5_000,
       headersTimeoutMs: 600_000,

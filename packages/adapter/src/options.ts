@@ -3,7 +3,7 @@ import { AdapterError } from './errors.js'
 export interface UpstreamClientOptions {
   /** Upstream origin, e.g. `https://api.anthropic.com`. A path prefix is kept and prepended. */
   origin: string
-  /** Most sockets open to the upstream at once (undici Pool `connections`). Default 128. */
+  /** Most sockets open to the upstream at once (undici Pool `connections`); opened on demand. Each open SSE stream holds one. Default 1024. */
   maxConnections?: number
   /**
    * Idle connections the pool keeps warm. undici keeps every pooled socket alive until
@@ -71,7 +71,7 @@ export function resolveOptions (options: UpstreamClientOptions): ResolvedUpstrea
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new AdapterError('APT_ADAPTER_INVALID_OPTIONS', `origin must use http or https, got '${url.protocol}'`)
   }
-  const maxConnections = integer('maxConnections', options.maxConnections, 128, 1)
+  const maxConnections = integer('maxConnections', options.maxConnections, 1024, 1)
   return Object.freeze({
     origin: url.origin,
     pathPrefix: url.pathname.replace(/\/+$/, ''),

@@ -107,7 +107,7 @@ describe('the proxy\'s own endpoints, auth and rewriting', () => {
         initialized: true,
         request_count: 5,
         connection_stats: { hits: 4, misses: 1, timeouts: 0 },
-        configuration: { max_connections: 128, max_keepalive: 128, chunk_size: 65_536 },
+        configuration: { max_connections: 1024, max_keepalive: 1024, chunk_size: 65_536 },
       })
       expect(snapshot.router_metrics).toMatchObject({ total_requests: 5, active_requests: 0, routes: { messages: { requests: 5, errors: 0 } } })
     } finally {
