@@ -66,6 +66,21 @@ describe('createUsageTap', () => {
     expect(notMessage.usage).toBeUndefined()
   })
 
+  test('JSON: usage is read from the last "usage" key, not from a tool input that has one', async () => {
+    const body = Buffer.from(JSON.stringify({
+      id: 'msg_2', type: 'message', role: 'assistant', model: 'claude-opus-4-8',
+      content: [{ type: 'tool_use', id: 'toolu_1', name: 'report', input: { model: 'fake-model', usage: { input_tokens: 999 }, text: 'braces } { and "quotes" \\ inside' } }],
+      stop_reason: 'tool_use', stop_sequence: null,
+      usage: { input_tokens: 7, output_tokens: 8, cache_creation_input_tokens: 9, cache_read_input_tokens: 10, cache_creation: { ephemeral_5m_input_tokens: 9 } },
+    }))
+    const facts = await run('json', undefined, [body])
+    expect(facts).toMatchObject({ model: 'claude-opus-4-8', stopReason: 'tool_use', usage: { inputTokens: 7, outputTokens: 8, cacheCreationInputTokens: 9, cacheReadInputTokens: 10 } })
+    // Pretty-printed bodies work too.
+    const pretty = await run('json', undefined, [Buffer.from(JSON.stringify(JSON.parse(body.toString()), null, 2))])
+    expect(pretty.usage).toEqual(facts.usage)
+    expect(pretty.model).toBe('claude-opus-4-8')
+  })
+
   test('garbage does not throw', async () => {
     const facts = await run('sse', 'gzip', [Buffer.from('not gzip at all')])
     expect(facts.usage).toBeUndefined()

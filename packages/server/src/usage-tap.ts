@@ -111,6 +111,60 @@ class SseReader {
   }
 }
 
+const MESSAGE_TYPE = /^\s*\{[^{]*?"type"\s*:\s*"message"/
+const MODEL = /"model"\s*:\s*"([^"\\]{0,200})"/
+const STOP_REASON = /^"stop_reason"\s*:\s*"([a-z_]{1,64})"/
+
+/**
+ * Usage facts of a non-streaming Message without parsing the whole body (a long
+ * answer can be megabytes): the API writes `model` before `content` and `usage`
+ * last, so `model` is the first such key, and `usage` the last `"usage"` key,
+ * whose object alone is parsed. Falls back to a full parse when that fails.
+ * Text is latin1-decoded: every field read is ASCII.
+ */
+export function readMessageFacts (text: string, facts: UsageFacts): UsageFacts {
+  if (!MESSAGE_TYPE.test(text)) return facts
+  const usageKey = text.lastIndexOf('"usage"')
+  const open = usageKey === -1 ? -1 : text.indexOf('{', usageKey)
+  const close = open === -1 ? -1 : matchingBrace(text, open)
+  const usage = close === -1 ? undefined : safeParse(text.slice(open, close + 1)) as RawUsage | undefined
+  if (usage === undefined) {
+    const body = safeParse(text) as { type?: string, model?: string, usage?: RawUsage, stop_reason?: string } | undefined
+    if (body === undefined || body.type !== 'message') return facts
+    facts.model = body.model
+    facts.usage = emptyUsage()
+    applyUsage(facts.usage, body.usage)
+    facts.stopReason = body.stop_reason ?? undefined
+    return facts
+  }
+  facts.model = MODEL.exec(text)?.[1]
+  facts.usage = emptyUsage()
+  applyUsage(facts.usage, usage)
+  const stopKey = text.lastIndexOf('"stop_reason"')
+  if (stopKey !== -1) facts.stopReason = STOP_REASON.exec(text.slice(stopKey, stopKey + 100))?.[1]
+  return facts
+}
+
+/** Index of the `}` closing the object that opens at `open`, skipping strings; -1 if unbalanced. */
+function matchingBrace (text: string, open: number): number {
+  let depth = 0
+  for (let i = open; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    if (code === 0x22) { // "
+      for (i++; i < text.length; i++) {
+        const c = text.charCodeAt(i)
+        if (c === 0x5c) i++ // backslash: skip the escaped character
+        else if (c === 0x22) break
+      }
+    } else if (code === 0x7b) {
+      depth++
+    } else if (code === 0x7d && --depth === 0) {
+      return i
+    }
+  }
+  return -1
+}
+
 function decompressorFor (encoding: string | undefined): Gunzip | null {
   if (encoding === undefined) return null
   const value = encoding.trim().toLowerCase()
@@ -149,13 +203,8 @@ export function createUsageTap (kind: 'sse' | 'json', contentEncoding: string | 
     if (reader !== null) return reader.facts
     const facts: UsageFacts = { model: undefined, usage: undefined, firstTokenAt: -1, stopReason: undefined, streamErrorType: undefined, events: 0 }
     if (jsonBytes === 0 || jsonBytes > MAX_JSON_BYTES) return facts
-    const body = safeParse(Buffer.concat(jsonChunks).toString('utf8')) as { type?: string, model?: string, usage?: RawUsage, stop_reason?: string } | undefined
-    if (body === undefined || body.type !== 'message') return facts
-    facts.model = body.model
-    facts.usage = emptyUsage()
-    applyUsage(facts.usage, body.usage)
-    facts.stopReason = body.stop_reason ?? undefined
-    return facts
+    const text = (jsonChunks.length === 1 ? jsonChunks[0] as Buffer : Buffer.concat(jsonChunks)).toString('latin1')
+    return readMessageFacts(text, facts)
   }
 
   return {
