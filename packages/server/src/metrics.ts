@@ -1,5 +1,6 @@
 import type { ConnectionStats } from '@apt/adapter'
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { IndexedHistogram, KeyedCounter } from './fast-metrics.js'
 import { boundedLabel, createModelLabeler, ERROR_TYPES, STOP_REASONS } from './model-label.js'
 import { ROUTE_NAMES, type RouteName } from './routes-table.js'
 import type { UsageFacts } from './usage-tap.js'
@@ -68,30 +69,11 @@ export function createServerMetrics (options: {
     }
   }
 
-  const requests = new Counter({
-    name: 'apt_http_requests_total',
-    help: 'Requests handled by the proxy, by route, method, status class and model (bounded; "none" when no model was seen).',
-    labelNames: ['route', 'method', 'status_class', 'model'] as const,
-    registers: [registry],
-  })
-  const overhead = new Histogram({
-    name: 'apt_proxy_overhead_seconds',
-    help: 'Time the proxy itself added: request received to upstream request sent, plus upstream headers received to client headers sent.',
-    labelNames: ['route'] as const,
-    buckets: OVERHEAD_BUCKETS,
-    registers: [registry],
-  })
   const ttft = new Histogram({
     name: 'apt_time_to_first_token_seconds',
     help: 'Streams: request received to the first content_block_delta, by model.',
     labelNames: ['model'] as const,
     buckets: DURATION_BUCKETS,
-    registers: [registry],
-  })
-  const tokens = new Counter({
-    name: 'apt_tokens_total',
-    help: 'Tokens reported by the API in responses, by type and model.',
-    labelNames: ['type', 'model'] as const,
     registers: [registry],
   })
   const outputRate = new Histogram({
@@ -101,12 +83,6 @@ export function createServerMetrics (options: {
     buckets: TOKENS_PER_SECOND_BUCKETS,
     registers: [registry],
   })
-  const stopReasons = new Counter({
-    name: 'apt_stop_reasons_total',
-    help: 'Responses by stop_reason.',
-    labelNames: ['reason'] as const,
-    registers: [registry],
-  })
   const streamErrors = new Counter({
     name: 'apt_stream_errors_total',
     help: 'Mid-stream event: error frames sent by the upstream, by error type.',
@@ -114,38 +90,38 @@ export function createServerMetrics (options: {
     registers: [registry],
   })
   const modelLabel = createModelLabeler()
-  const duration = new Histogram({
+  // Hot-path series: chosen by index (route, kind) or by a key built once per request.
+  const routeSeries = ROUTE_NAMES.map((route) => ({ route }))
+  const routeIndex = new Map<RouteName, number>(ROUTE_NAMES.map((route, index) => [route, index]))
+  const requests = new KeyedCounter({
+    name: 'apt_http_requests_total',
+    help: 'Requests handled by the proxy, by route, method, status class and model (bounded; "none" when no model was seen).',
+  })
+  const overhead = new IndexedHistogram({
+    name: 'apt_proxy_overhead_seconds',
+    help: 'Time the proxy itself added: request received to upstream request sent, plus upstream headers received to client headers sent.',
+    series: routeSeries,
+    buckets: OVERHEAD_BUCKETS,
+  })
+  const duration = new IndexedHistogram({
     name: 'apt_http_request_duration_seconds',
     help: 'Time from request received to response finished, by route and kind (json or stream).',
-    labelNames: ['route', 'kind'] as const,
+    series: ROUTE_NAMES.flatMap((route) => [{ route, kind: 'json' }, { route, kind: 'stream' }]),
     buckets: DURATION_BUCKETS,
-    registers: [registry],
   })
-  const ttfb = new Histogram({
+  const ttfb = new IndexedHistogram({
     name: 'apt_upstream_time_to_first_byte_seconds',
     help: 'Time from request received to upstream response headers, by route.',
-    labelNames: ['route'] as const,
+    series: routeSeries,
     buckets: DURATION_BUCKETS,
-    registers: [registry],
   })
-  const bytes = new Counter({
+  const bytes = new KeyedCounter({
     name: 'apt_http_response_bytes_total',
     help: 'Response body bytes sent to clients (as sent: compressed bytes count compressed).',
-    labelNames: ['route'] as const,
-    registers: [registry],
   })
-  // Pre-create children for every label combination that can occur.
-  const requestChildren = new Map<string, Counter.Internal>()
-  const durationChildren = new Map<string, Histogram.Internal<'route' | 'kind'>>()
-  const ttfbChildren = new Map<string, Histogram.Internal<'route'>>()
-  const overheadChildren = new Map<string, Histogram.Internal<'route'>>()
-  const bytesChildren = new Map<string, Counter.Internal>()
-  for (const route of ROUTE_NAMES) {
-    ttfbChildren.set(route, ttfb.labels({ route }))
-    overheadChildren.set(route, overhead.labels({ route }))
-    bytesChildren.set(route, bytes.labels({ route }))
-    for (const kind of ['json', 'stream']) durationChildren.set(route + kind, duration.labels({ route, kind }))
-  }
+  const tokens = new KeyedCounter({ name: 'apt_tokens_total', help: 'Tokens reported by the API in responses, by type and model.' })
+  const stopReasons = new KeyedCounter({ name: 'apt_stop_reasons_total', help: 'Responses by stop_reason.' })
+  for (const metric of [requests, overhead, duration, ttfb, bytes, tokens, stopReasons]) registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0])
 
   const stats = options.connectionStats
   new Gauge({
@@ -240,17 +216,20 @@ export function createServerMetrics (options: {
   function observeUsage (record: RequestRecord, usage: UsageFacts, model: string): void {
     const counts = usage.usage
     if (counts !== undefined) {
-      if (counts.inputTokens > 0) tokens.inc({ type: 'input', model }, counts.inputTokens)
-      if (counts.outputTokens > 0) tokens.inc({ type: 'output', model }, counts.outputTokens)
-      if (counts.cacheCreationInputTokens > 0) tokens.inc({ type: 'cache_creation', model }, counts.cacheCreationInputTokens)
-      if (counts.cacheReadInputTokens > 0) tokens.inc({ type: 'cache_read', model }, counts.cacheReadInputTokens)
+      if (counts.inputTokens > 0) tokens.inc(`input${model}`, () => ({ type: 'input', model }), counts.inputTokens)
+      if (counts.outputTokens > 0) tokens.inc(`output${model}`, () => ({ type: 'output', model }), counts.outputTokens)
+      if (counts.cacheCreationInputTokens > 0) tokens.inc(`cache_creation${model}`, () => ({ type: 'cache_creation', model }), counts.cacheCreationInputTokens)
+      if (counts.cacheReadInputTokens > 0) tokens.inc(`cache_read${model}`, () => ({ type: 'cache_read', model }), counts.cacheReadInputTokens)
     }
     if (usage.firstTokenAt > 0 && record.ttftMs >= 0) {
       ttft.observe({ model }, record.ttftMs / 1000)
       const generatingMs = record.durationMs - record.ttftMs
       if (counts !== undefined && counts.outputTokens > 0 && generatingMs > 0) outputRate.observe({ model }, counts.outputTokens / (generatingMs / 1000))
     }
-    if (usage.stopReason !== undefined) stopReasons.inc({ reason: boundedLabel(usage.stopReason, STOP_REASONS) })
+    if (usage.stopReason !== undefined) {
+      const reason = boundedLabel(usage.stopReason, STOP_REASONS)
+      stopReasons.inc(reason, () => ({ reason }))
+    }
     if (usage.streamErrorType !== undefined) streamErrors.inc({ type: boundedLabel(usage.streamErrorType, ERROR_TYPES) })
   }
 
@@ -262,17 +241,13 @@ export function createServerMetrics (options: {
       const usage = record.usage
       const model = usage === undefined ? 'none' : modelLabel(usage.model)
       const key = record.route + method + cls + model
-      let child = requestChildren.get(key)
-      if (child === undefined) {
-        child = requests.labels({ route: record.route, method, status_class: cls, model })
-        requestChildren.set(key, child)
-      }
-      child.inc()
-      if (record.overheadMs >= 0) overheadChildren.get(record.route)?.observe(record.overheadMs / 1000)
+      requests.inc(key, () => ({ route: record.route, method, status_class: cls, model }))
+      const route = routeIndex.get(record.route) as number
+      if (record.overheadMs >= 0) overhead.observe(route, record.overheadMs / 1000)
       if (usage !== undefined) observeUsage(record, usage, model)
-      durationChildren.get(record.route + (record.isStream ? 'stream' : 'json'))?.observe(record.durationMs / 1000)
-      if (record.ttfbMs >= 0) ttfbChildren.get(record.route)?.observe(record.ttfbMs / 1000)
-      if (record.bytesOut > 0) bytesChildren.get(record.route)?.inc(record.bytesOut)
+      duration.observe(route * 2 + (record.isStream ? 1 : 0), record.durationMs / 1000)
+      if (record.ttfbMs >= 0) ttfb.observe(route, record.ttfbMs / 1000)
+      if (record.bytesOut > 0) bytes.inc(record.route, () => ({ route: record.route }), record.bytesOut)
     },
     close () {
       registry.clear()

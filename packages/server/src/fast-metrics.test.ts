@@ -1,0 +1,37 @@
+import { Counter, Histogram, Registry } from 'prom-client'
+import { describe, expect, test } from 'vitest'
+import { IndexedHistogram, KeyedCounter } from './fast-metrics.js'
+
+const BUCKETS = [0.001, 0.01, 0.1, 1]
+const VALUES = [0.0005, 0.001, 0.002, 0.05, 0.5, 3, 0.01, 0.0001]
+
+describe('fast metrics expose exactly what prom-client would', () => {
+  test('IndexedHistogram matches a prom-client Histogram', async () => {
+    const reference = new Registry()
+    const histogram = new Histogram({ name: 'h_seconds', help: 'h', labelNames: ['route'] as const, buckets: BUCKETS, registers: [reference] })
+    const mine = new Registry()
+    const fast = new IndexedHistogram({ name: 'h_seconds', help: 'h', series: [{ route: 'a' }, { route: 'b' }], buckets: BUCKETS })
+    mine.registerMetric(fast as unknown as Parameters<Registry['registerMetric']>[0])
+    VALUES.forEach((value, i) => {
+      const route = i % 3 === 0 ? 'b' : 'a'
+      histogram.observe({ route }, value)
+      fast.observe(route === 'a' ? 0 : 1, value)
+    })
+    // Same lines; series order may differ (prom-client orders by first observation).
+    const lines = (text: string): string[] => text.split('\n').sort()
+    expect(lines(await mine.metrics())).toEqual(lines(await reference.metrics()))
+  })
+
+  test('KeyedCounter matches a prom-client Counter', async () => {
+    const reference = new Registry()
+    const counter = new Counter({ name: 'c_total', help: 'c', labelNames: ['type', 'model'] as const, registers: [reference] })
+    const mine = new Registry()
+    const fast = new KeyedCounter({ name: 'c_total', help: 'c' })
+    mine.registerMetric(fast as unknown as Parameters<Registry['registerMetric']>[0])
+    for (const [type, model, amount] of [['input', 'm1', 5], ['output', 'm1', 7], ['input', 'm1', 3], ['input', 'm2', 1]] as const) {
+      counter.inc({ type, model }, amount)
+      fast.inc(type + model, () => ({ type, model }), amount)
+    }
+    expect(await mine.metrics()).toBe(await reference.metrics())
+  })
+})
