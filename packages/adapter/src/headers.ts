@@ -76,6 +76,10 @@ function removeConnectionTokens (headers: string[], tokens: string): void {
 }
 
 /** Facts read from response headers in the same pass that copies them. */
+/** 1 at every name length that a dropped or noted response header has. */
+const NOTED_LENGTH = new Uint8Array(20)
+for (const name of [...RESPONSE_DROP, 'content-type', 'content-encoding', 'request-id']) NOTED_LENGTH[name.length] = 1
+
 export interface ResponseHeaderFacts {
   isEventStream: boolean
   contentEncoding: string | undefined
@@ -92,21 +96,27 @@ export function copyResponseHeaders (raw: readonly Buffer[], facts: ResponseHead
   const out = new Array<string>(raw.length)
   let n = 0
   for (let i = 0; i < raw.length; i += 2) {
-    const name = (raw[i] as Buffer).toString('latin1')
-    const value = (raw[i + 1] as Buffer).toString('latin1')
-    const lower = name.toLowerCase()
-    if (RESPONSE_DROP.has(lower)) continue
-    switch (lower) {
-      case 'content-type':
-        facts.contentType = value
-        facts.isEventStream = value.startsWith('text/event-stream')
-        break
-      case 'content-encoding':
-        facts.contentEncoding = value
-        break
-      case 'request-id':
-        facts.requestId = value
-        break
+    const nameBuffer = raw[i] as Buffer
+    const valueBuffer = raw[i + 1] as Buffer
+    const name = nameBuffer.toString('latin1')
+    const value = valueBuffer.toString('latin1')
+    // Only names of a length that a dropped or noted header has are lower-cased and
+    // compared; the many anthropic-ratelimit-* headers skip that work.
+    if (nameBuffer.length < NOTED_LENGTH.length && NOTED_LENGTH[nameBuffer.length] === 1) {
+      const lower = name.toLowerCase()
+      if (RESPONSE_DROP.has(lower)) continue
+      switch (lower) {
+        case 'content-type':
+          facts.contentType = value
+          facts.isEventStream = value.startsWith('text/event-stream')
+          break
+        case 'content-encoding':
+          facts.contentEncoding = value
+          break
+        case 'request-id':
+          facts.requestId = value
+          break
+      }
     }
     out[n++] = name
     out[n++] = value
