@@ -1,6 +1,7 @@
 import { Client, request } from 'undici'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createEmulator, type Emulator } from '../src/index.js'
+import { eventually } from './eventually.js'
 
 const HEADERS = { 'x-api-key': 'test-key', 'anthropic-version': '2023-06-01', 'content-type': 'application/json' }
 const BODY = JSON.stringify({ model: 'claude-test', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] })
@@ -23,19 +24,6 @@ async function start(options: Parameters<typeof createEmulator>[0] = {}): Promis
 async function send(client: Client, headers: Record<string, string> = {}, body = BODY) {
   const response = await client.request({ method: 'POST', path: '/v1/messages', headers: { ...HEADERS, ...headers }, body })
   return { statusCode: response.statusCode, text: await response.body.text() }
-}
-
-async function eventually(check: () => void, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      check()
-      return
-    } catch (error) {
-      if (Date.now() > deadline) throw error
-      await new Promise((resolve) => setTimeout(resolve, 10))
-    }
-  }
 }
 
 describe('connection accounting', () => {

@@ -4,6 +4,7 @@ import { brotliDecompressSync, createBrotliDecompress, createGunzip, gunzipSync 
 import { Agent, request } from 'undici'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { createEmulator, type Emulator } from '../src/index.js'
+import { eventually } from './eventually.js'
 
 const HEADERS = { 'x-api-key': 'test-key', 'anthropic-version': '2023-06-01', 'content-type': 'application/json' }
 const BODY = { model: 'claude-test', max_tokens: 16, messages: [{ role: 'user', content: 'hi' }] }
@@ -77,19 +78,6 @@ async function timedEvents(
     error = caught
   }
   return { text, times, error }
-}
-
-async function eventually(check: () => void, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    try {
-      check()
-      return
-    } catch (error) {
-      if (Date.now() > deadline) throw error
-      await new Promise((resolve) => setTimeout(resolve, 10))
-    }
-  }
 }
 
 describe('SSE wire format', () => {
