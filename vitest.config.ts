@@ -6,9 +6,29 @@ export default defineConfig({
   resolve: { conditions: ['@apt/source'] },
   ssr: { resolve: { conditions: ['@apt/source'] } },
   test: {
-    include: ['packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'apps/*/src/**/*.test.ts', 'apps/*/test/**/*.test.ts', 'test/**/*.test.ts'],
     testTimeout: 30_000,
     hookTimeout: 30_000,
     pool: 'forks',
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: 'all',
+          include: ['packages/*/src/**/*.test.ts', 'packages/*/test/**/*.test.ts', 'apps/*/src/**/*.test.ts', 'apps/*/test/**/*.test.ts', 'test/**/*.test.ts'],
+        },
+      },
+      {
+        // The proxy suites again on undici's pool (the default upstream engine is apt's own "wire" pool).
+        extends: true,
+        test: {
+          name: 'undici-engine',
+          include: [
+            'packages/adapter/test/upstream-client.test.ts',
+            'packages/server/test/{faults,headers,sdk-parity,stream-bytes,request-streaming,endpoints}.test.ts',
+          ],
+          env: { APT_TEST_ENGINE: 'undici' },
+        },
+      },
+    ],
   },
 })

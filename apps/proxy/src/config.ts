@@ -108,6 +108,8 @@ export function loadConfig (input: Env): ConfigResult {
   const keepAliveMs = seconds('ANTHROPIC_KEEPALIVE_EXPIRY', 30_000, 0.001)
   const chunkSize = integer('ANTHROPIC_CHUNK_SIZE', 65_536, 0, 32 * 1024 * 1024)
   const allowH2 = boolean('PRODUCTION_ENABLE_HTTP2', false)
+  const engine = env.APT_UPSTREAM_ENGINE ?? 'wire'
+  if (engine !== 'wire' && engine !== 'undici') errors.push(`APT_UPSTREAM_ENGINE must be wire or undici, got '${engine}'`)
   const warmupConnections = integer('PRODUCTION_WARMUP_CONNECTIONS', 0, 0, 65_536)
   if (warmupConnections > maxConnections) errors.push(`PRODUCTION_WARMUP_CONNECTIONS (${warmupConnections}) must not exceed ANTHROPIC_MAX_CONNECTIONS (${maxConnections})`)
   const connectTimeoutMs = integer('APT_CONNECT_TIMEOUT_MS', 5_000, 1)
@@ -161,6 +163,7 @@ export function loadConfig (input: Env): ConfigResult {
       bodyTimeoutMs,
       poolTimeoutMs,
       allowH2,
+      engine: engine as 'wire' | 'undici',
       replayBodyLimitBytes: chunkSize,
       warmupConnections,
       ...(tlsCa === undefined ? {} : { tlsCa }),

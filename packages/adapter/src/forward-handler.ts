@@ -154,7 +154,7 @@ export class ForwardHandler implements Exchange {
     pendingSocketOwner = this
   }
 
-  onHeaders (statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+  onHeaders (statusCode: number, rawHeaders: Buffer[] | string[], resume: () => void, statusText: string): boolean {
     if (this.#settled) return false
     this.statusCode = statusCode
     this.headersAt = performance.now()

@@ -88,21 +88,22 @@ export interface ResponseHeaderFacts {
 }
 
 /**
- * Convert undici's raw response headers (Buffers) to the flat string array
+ * Convert raw response headers (undici's Buffers or the wire engine's strings) to the flat string array
  * `ServerResponse.writeHead` takes, dropping hop-by-hop headers. Values are
  * copied byte-for-byte (latin1 is the identity mapping for header octets).
  */
-export function copyResponseHeaders (raw: readonly Buffer[], facts: ResponseHeaderFacts): string[] {
+export function copyResponseHeaders (raw: readonly Buffer[] | readonly string[], facts: ResponseHeaderFacts): string[] {
   const out = new Array<string>(raw.length)
   let n = 0
   for (let i = 0; i < raw.length; i += 2) {
-    const nameBuffer = raw[i] as Buffer
-    const valueBuffer = raw[i + 1] as Buffer
-    const name = nameBuffer.toString('latin1')
-    const value = valueBuffer.toString('latin1')
+    const rawName = raw[i] as Buffer | string
+    const rawValue = raw[i + 1] as Buffer | string
+    // The wire engine's parser hands over strings already; undici hands over Buffers.
+    const name = typeof rawName === 'string' ? rawName : rawName.toString('latin1')
+    const value = typeof rawValue === 'string' ? rawValue : rawValue.toString('latin1')
     // Only names of a length that a dropped or noted header has are lower-cased and
     // compared; the many anthropic-ratelimit-* headers skip that work.
-    if (nameBuffer.length < NOTED_LENGTH.length && NOTED_LENGTH[nameBuffer.length] === 1) {
+    if (name.length < NOTED_LENGTH.length && NOTED_LENGTH[name.length] === 1) {
       const lower = name.toLowerCase()
       if (RESPONSE_DROP.has(lower)) continue
       switch (lower) {

@@ -15,12 +15,20 @@ describe('resolveOptions', () => {
       bodyTimeoutMs: 300_000,
       poolTimeoutMs: 30_000,
       allowH2: false,
+      engine: 'wire',
       replayBodyLimitBytes: 65_536,
       warmupConnections: 0,
       warmupPath: '/v1/models?limit=1',
       serverTiming: true,
       tlsCa: undefined,
     })
+  })
+
+  test('engine: wire by default, undici on request and always for HTTP/2; anything else is refused', () => {
+    expect(resolveOptions({ origin: 'http://a' }).engine).toBe('wire')
+    expect(resolveOptions({ origin: 'http://a', engine: 'undici' }).engine).toBe('undici')
+    expect(resolveOptions({ origin: 'https://a', engine: 'wire', allowH2: true }).engine).toBe('undici')
+    expect(() => resolveOptions({ origin: 'http://a', engine: 'fast' as 'wire' })).toThrow(AdapterError)
   })
 
   test('a path prefix on the origin is kept', () => {

@@ -21,8 +21,13 @@ export interface UpstreamClientOptions {
   bodyTimeoutMs?: number
   /** Longest wait for a free pooled connection, ms. `0` waits for ever. Default 30 000. */
   poolTimeoutMs?: number
-  /** Negotiate HTTP/2 over TLS (ALPN). Default false. */
+  /** Negotiate HTTP/2 over TLS (ALPN). Default false. HTTP/2 always runs on the undici engine. */
   allowH2?: boolean
+  /**
+   * The HTTP/1.1 client: `wire` (default), apt's own keep-alive pool on Node's llhttp
+   * parser, or `undici`'s Pool. `allowH2` selects undici whatever this says.
+   */
+  engine?: 'wire' | 'undici'
   /** Request bodies up to this many bytes (by content-length) are collected and sent as one buffer, so a stale-socket failure can replay them. Larger bodies stream. Default 65 536. */
   replayBodyLimitBytes?: number
   /** Connections opened by `warmUp()` when it is called without a count. Default 0. */
@@ -46,6 +51,7 @@ export interface ResolvedUpstreamOptions {
   readonly bodyTimeoutMs: number
   readonly poolTimeoutMs: number
   readonly allowH2: boolean
+  readonly engine: 'wire' | 'undici'
   readonly replayBodyLimitBytes: number
   readonly warmupConnections: number
   readonly warmupPath: string
@@ -72,6 +78,9 @@ export function resolveOptions (options: UpstreamClientOptions): ResolvedUpstrea
     throw new AdapterError('APT_ADAPTER_INVALID_OPTIONS', `origin must use http or https, got '${url.protocol}'`)
   }
   const maxConnections = integer('maxConnections', options.maxConnections, 1024, 1)
+  if (options.engine !== undefined && options.engine !== 'wire' && options.engine !== 'undici') {
+    throw new AdapterError('APT_ADAPTER_INVALID_OPTIONS', `engine must be 'wire' or 'undici', got '${String(options.engine)}'`)
+  }
   return Object.freeze({
     origin: url.origin,
     pathPrefix: url.pathname.replace(/\/+$/, ''),
@@ -83,6 +92,7 @@ export function resolveOptions (options: UpstreamClientOptions): ResolvedUpstrea
     bodyTimeoutMs: integer('bodyTimeoutMs', options.bodyTimeoutMs, 300_000, 0),
     poolTimeoutMs: integer('poolTimeoutMs', options.poolTimeoutMs, 30_000, 0),
     allowH2: options.allowH2 ?? false,
+    engine: options.allowH2 === true ? 'undici' : options.engine ?? 'wire',
     replayBodyLimitBytes: integer('replayBodyLimitBytes', options.replayBodyLimitBytes, 65_536, 0),
     warmupConnections: integer('warmupConnections', options.warmupConnections, 0, 0),
     warmupPath: options.warmupPath ?? '/v1/models?limit=1',

@@ -5,6 +5,7 @@ import { Client, type Dispatcher, Pool, buildConnector } from 'undici'
 import { AdapterError, type TimeoutKind } from './errors.js'
 import { type Exchange, type ExchangeHooks, ForwardHandler, type HandlerOwner, takePendingSocketOwner } from './forward-handler.js'
 import { resolveOptions, type ResolvedUpstreamOptions, type UpstreamClientOptions } from './options.js'
+import { WirePool, type WireHandler, type WireRequest } from './wire-pool.js'
 
 export interface ForwardRequest {
   method: string
@@ -99,7 +100,10 @@ const TIMEOUT_KIND: Partial<Record<string, TimeoutKind>> = {
 
 class UpstreamClientImpl implements UpstreamClient, HandlerOwner {
   readonly options: ResolvedUpstreamOptions
-  readonly #pool: Pool
+  /** undici's pool (engine 'undici', and always for HTTP/2), or null. */
+  readonly #pool: Pool | null = null
+  /** The wire engine's pool (engine 'wire', the default for HTTP/1.1), or null. */
+  readonly #wire: WirePool | null = null
   readonly #stats: MutableStats = {
     requests: 0, hits: 0, misses: 0, connectionsOpened: 0, retries: 0, clientAborts: 0, errors: 0,
     timeouts: { connect: 0, headers: 0, body: 0, poolWait: 0 },
@@ -113,6 +117,28 @@ class UpstreamClientImpl implements UpstreamClient, HandlerOwner {
   constructor (options: ResolvedUpstreamOptions) {
     this.options = options
     const stats = this.#stats
+    this.#clientOptions = {}
+    if (options.engine === 'wire') {
+      this.#wire = new WirePool({
+        origin: options.origin,
+        maxConnections: options.maxConnections,
+        keepAliveTimeoutMs: options.keepAliveTimeoutMs,
+        connectTimeoutMs: options.connectTimeoutMs,
+        headersTimeoutMs: options.headersTimeoutMs,
+        bodyTimeoutMs: options.bodyTimeoutMs,
+        tlsCa: options.tlsCa,
+        onConnectionOpened: () => { stats.connectionsOpened++ },
+        onSend: (handler, reused) => {
+          takePendingSocketOwner() // set by onConnect for undici's channel, which the wire engine does not publish
+          const forward = handler as unknown as ForwardHandler
+          if (!statsOf.has(forward)) return // warm-up
+          forward.reusedSocket = reused
+          if (reused) stats.hits++
+          else stats.misses++
+        },
+      })
+      return
+    }
     // TLS is always verified; `tlsCa` only adds trusted roots (a private CA), never turns it off.
     const connector = buildConnector({
       timeout: options.connectTimeoutMs,
@@ -150,13 +176,14 @@ class UpstreamClientImpl implements UpstreamClient, HandlerOwner {
 
   forward (request: ForwardRequest, response: ServerResponse, callback: (exchange: Exchange) => void, options?: ForwardOptions): void {
     const body = request.body
-    const opts: Dispatcher.DispatchOptions = {
+    // One object serves both engines: undici's DispatchOptions and the wire engine's WireRequest.
+    const opts: Dispatcher.DispatchOptions & WireRequest = {
       path: this.options.pathPrefix + request.path,
       method: request.method as Dispatcher.HttpMethod,
       headers: request.headers,
       body: body as Buffer | Readable | null,
+      reset: this.options.maxKeepAlive === 0,
     }
-    if (this.options.maxKeepAlive === 0) opts.reset = true
     const handler = new ForwardHandler(this, response, opts, body === null || Buffer.isBuffer(body), callback, options,
       options?.rewriteBody, request.receivedAt ?? performance.now(), this.options.serverTiming)
     this.#stats.requests++
@@ -171,7 +198,13 @@ class UpstreamClientImpl implements UpstreamClient, HandlerOwner {
 
   // HandlerOwner
   dispatch (opts: Dispatcher.DispatchOptions, handler: ForwardHandler): boolean {
-    if (!handler.retried) return this.#pool.dispatch(opts, handler as unknown as Dispatcher.DispatchHandler)
+    const wire = this.#wire
+    if (wire !== null) {
+      // A replay never takes a pooled socket: they may all be as stale as the one that just died.
+      if (handler.retried) this.#stats.retries++
+      return wire.dispatch(opts as Dispatcher.DispatchOptions & WireRequest, handler as unknown as WireHandler, handler.retried)
+    }
+    if (!handler.retried) return (this.#pool as Pool).dispatch(opts, handler as unknown as Dispatcher.DispatchHandler)
     // The pooled sockets may all be as stale as the one that just died: replay on a new connection.
     this.#stats.retries++
     const client = new Client(this.options.origin, this.#clientOptions)
@@ -189,6 +222,8 @@ class UpstreamClientImpl implements UpstreamClient, HandlerOwner {
 
   settle (handler: ForwardHandler): void {
     this.#running.delete(handler)
+    // Settled while still queued (pool wait ran out, client left): it must never be sent.
+    if (this.#wire !== null && handler.sentAt === 0) this.#wire.cancelQueued(handler as unknown as WireHandler)
     const replayClient = this.#replayClients.get(handler)
     if (replayClient !== undefined) {
       this.#replayClients.delete(handler)
@@ -209,8 +244,23 @@ class UpstreamClientImpl implements UpstreamClient, HandlerOwner {
   async warmUp (count = this.options.warmupConnections): Promise<WarmUpResult> {
     const target = Math.min(count, this.options.maxConnections)
     const attempts: Promise<boolean>[] = []
+    const path = this.options.pathPrefix + this.options.warmupPath
+    const wire = this.#wire
     for (let i = 0; i < target; i++) {
-      attempts.push(this.#pool.request({ path: this.options.pathPrefix + this.options.warmupPath, method: 'GET' })
+      if (wire !== null) {
+        attempts.push(new Promise<boolean>((resolve) => {
+          // Each attempt opens its own connection (fresh), so `count` sockets end up pooled.
+          wire.dispatch({ method: 'GET', path, headers: [], body: null, reset: false }, {
+            onConnect () {},
+            onHeaders () { return true },
+            onData () { return true },
+            onComplete () { resolve(true) },
+            onError () { resolve(false) },
+          }, true)
+        }))
+        continue
+      }
+      attempts.push((this.#pool as Pool).request({ path, method: 'GET' })
         .then(async (response) => { await response.body.dump(); return true }, () => false))
     }
     const results = await Promise.all(attempts)
@@ -220,7 +270,7 @@ class UpstreamClientImpl implements UpstreamClient, HandlerOwner {
 
   stats (): ConnectionStats {
     const s = this.#stats
-    const pool = this.#pool.stats
+    const pool = this.#wire?.stats ?? (this.#pool as Pool).stats
     return {
       requests: s.requests,
       hits: s.hits,
@@ -238,7 +288,8 @@ class UpstreamClientImpl implements UpstreamClient, HandlerOwner {
   async close (): Promise<void> {
     if (this.#closed) return
     this.#closed = true
-    await this.#pool.close()
+    if (this.#wire !== null) await this.#wire.close()
+    else await (this.#pool as Pool).close()
   }
 
   async destroy (): Promise<void> {
@@ -246,7 +297,8 @@ class UpstreamClientImpl implements UpstreamClient, HandlerOwner {
     const error = new AdapterError('APT_ADAPTER_CLOSED', 'The upstream client was destroyed')
     for (const handler of this.#running) handler.abort(error)
     for (const client of this.#replayClients.values()) client.destroy(error).catch(() => {})
-    await this.#pool.destroy(error)
+    if (this.#wire !== null) await this.#wire.destroy(error)
+    else await (this.#pool as Pool).destroy(error)
   }
 }
 

@@ -11,6 +11,9 @@ import { afterEach, describe, expect, test } from 'vitest'
 import * as adapter from '@apt/adapter'
 import { createUpstreamClient, type Exchange, type UpstreamClient } from '@apt/adapter'
 
+/** The vitest project "undici-engine" runs this file again with APT_TEST_ENGINE=undici. */
+const engine = (process.env.APT_TEST_ENGINE ?? 'wire') as 'wire' | 'undici'
+
 const cleanups: (() => Promise<void> | void)[] = []
 afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup()
@@ -49,7 +52,7 @@ describe('@apt/adapter', () => {
     const sockets = new Set<Socket>()
     const upstream = createServer((request, response) => { sockets.add(request.socket); response.end('{}') })
     const origin = await listen(upstream)
-    const client = createUpstreamClient({ origin, warmupConnections: 3 })
+    const client = createUpstreamClient({ origin, engine, warmupConnections: 3 })
     cleanups.push(() => client.close())
     expect(await client.warmUp()).toEqual({ requested: 3, opened: 3, failed: 0 })
     expect(client.stats().connectionsOpened).toBe(3)
@@ -71,7 +74,7 @@ describe('@apt/adapter', () => {
       const timer = setInterval(() => { response.write(`data: ${n}\n\n`); if (++n === 5) { clearInterval(timer); response.end() } }, 30)
     })
     const origin = await listen(upstream)
-    const client = createUpstreamClient({ origin })
+    const client = createUpstreamClient({ origin, engine })
     const { url, exchanges } = await front(client)
     const pending = fetch(`${url}/v1/messages`).then(async (response) => response.text())
     while (client.inFlight === 0) await new Promise((resolve) => setTimeout(resolve, 5))
@@ -105,7 +108,7 @@ describe('@apt/adapter', () => {
       pump()
     })
     const origin = await listen(upstream)
-    const client = createUpstreamClient({ origin })
+    const client = createUpstreamClient({ origin, engine })
     cleanups.push(() => client.destroy())
     const { url } = await front(client)
     const response = await fetch(`${url}/v1/files/big/content`)
@@ -139,7 +142,7 @@ describe('@apt/adapter', () => {
     cleanups.push(() => new Promise<void>((resolve) => { upstream.close(() => resolve()) }))
     const origin = `https://127.0.0.1:${(upstream.address() as AddressInfo).port}`
     for (const allowH2 of [true, false]) {
-      const client = createUpstreamClient({ origin, allowH2, tlsCa: cert })
+      const client = createUpstreamClient({ origin, engine, allowH2, tlsCa: cert })
       cleanups.push(() => client.destroy())
       const { url, exchanges } = await front(client)
       const response = await fetch(`${url}/v1/messages`)
@@ -158,7 +161,7 @@ describe('@apt/adapter', () => {
     upstream.listen(0, '127.0.0.1')
     await once(upstream, 'listening')
     cleanups.push(() => new Promise<void>((resolve) => upstream.close(() => resolve())))
-    const client = createUpstreamClient({ origin: `https://127.0.0.1:${(upstream.address() as AddressInfo).port}` })
+    const client = createUpstreamClient({ engine, origin: `https://127.0.0.1:${(upstream.address() as AddressInfo).port}` })
     cleanups.push(() => client.close())
     const { url, exchanges } = await front(client)
     const response = await fetch(`${url}/v1/messages`)

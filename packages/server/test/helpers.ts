@@ -14,6 +14,8 @@ export interface RunningProxy {
 }
 
 /** Build the proxy in front of `origin` and listen on a real loopback port. */
+const TEST_ENGINE = (process.env.APT_TEST_ENGINE ?? 'wire') as 'wire' | 'undici'
+
 export async function startProxy (origin: string, options: Partial<ServerOptions> = {}, port = 0): Promise<RunningProxy> {
   const logs: string[] = []
   const logStream = new Writable({
@@ -27,7 +29,8 @@ export async function startProxy (origin: string, options: Partial<ServerOptions
     logStream,
     metrics: { processMetrics: false },
     ...options,
-    upstream: options.upstream ?? { origin, keepAliveTimeoutMs: 4_000 },
+    // The vitest project "undici-engine" runs the proxy suites again with APT_TEST_ENGINE=undici.
+    upstream: { engine: TEST_ENGINE, ...(options.upstream ?? { origin, keepAliveTimeoutMs: 4_000 }) } as ServerOptions['upstream'],
   })
   await app.listen({ port, host: '127.0.0.1' })
   const address = app.server.address() as AddressInfo

@@ -1,0 +1,547 @@
+/**
+ * The wire engine: a pool of HTTP/1.1 keep-alive connections to one upstream origin,
+ * parsed by Node's own llhttp binding (the C++ parser node:http uses), driving the same
+ * handler protocol as undici (onConnect / onHeaders / onData / onComplete / onError).
+ *
+ * Why not undici here: on this proxy's path (one origin, HTTP/1.1, bytes in, bytes out)
+ * undici's request objects, handler wrapping and wasm parser cost about 85 µs of CPU per
+ * request more than this engine (see docs/performance.md, change 8). undici still carries
+ * HTTP/2 (`allowH2`) and stays selectable with `engine: 'undici'`.
+ *
+ * Errors carry undici's codes (UND_ERR_SOCKET, UND_ERR_HEADERS_TIMEOUT, ...) so both
+ * engines share one translation to AdapterError and one stale-socket rule.
+ */
+import { createRequire } from 'node:module'
+import net from 'node:net'
+import type { Readable } from 'node:stream'
+import tls from 'node:tls'
+
+// `_http_common` is Node's own (undocumented) home of the llhttp binding that node:http uses.
+const { HTTPParser } = createRequire(import.meta.url)('_http_common') as { HTTPParser: HTTPParserClass }
+
+interface HTTPParserInstance {
+  initialize (type: number, resource: object, maxHeaderSize: number, lenient: number): void
+  execute (data: Buffer): number | Error
+  finish (): number | Error | undefined
+  [key: number]: unknown
+}
+interface HTTPParserClass {
+  new (): HTTPParserInstance
+  RESPONSE: number
+  kOnHeaders: number
+  kOnHeadersComplete: number
+  kOnBody: number
+  kOnMessageComplete: number
+  kLenientNone: number
+}
+
+const kOnHeaders = HTTPParser.kOnHeaders | 0
+const kOnHeadersComplete = HTTPParser.kOnHeadersComplete | 0
+const kOnBody = HTTPParser.kOnBody | 0
+const kOnMessageComplete = HTTPParser.kOnMessageComplete | 0
+const PARSER_RESOURCE = {}
+
+/** What the pool drives: undici's (legacy) dispatch handler protocol, with string headers. */
+export interface WireHandler {
+  onConnect (abort: (error?: Error) => void): void
+  onHeaders (statusCode: number, headers: string[], resume: () => void, statusText: string): boolean
+  onData (chunk: Buffer): boolean
+  onComplete (trailers: null): void
+  onError (error: Error): void
+}
+
+export interface WireRequest {
+  method: string
+  /** Path with query, already prefixed. */
+  path: string
+  /** Flat [name, value, ...] list, validated by the caller (node:http rawHeaders or checked config). */
+  headers: readonly string[]
+  body: Buffer | Readable | AsyncIterable<Buffer> | null
+  /** Send `connection: close` and do not reuse the connection. */
+  reset: boolean
+}
+
+export interface WirePoolOptions {
+  origin: string
+  maxConnections: number
+  keepAliveTimeoutMs: number
+  connectTimeoutMs: number
+  headersTimeoutMs: number
+  bodyTimeoutMs: number
+  tlsCa: string | Buffer | undefined
+  /** Called for every request as it is written: whether its socket had served one before. */
+  onSend (handler: WireHandler, reused: boolean): void
+  onConnectionOpened (): void
+}
+
+export interface WirePoolStats { connected: number, free: number, pending: number, queued: number, running: number, size: number }
+
+/** An Error with undici's code, so both engines share one error translation. */
+export class WireError extends Error {
+  readonly code: string
+  constructor (code: string, message: string) {
+    super(message)
+    this.code = code
+  }
+}
+
+/** Upstream `Keep-Alive: timeout=N` hints are trusted minus this margin (as undici does). */
+const KEEP_ALIVE_MARGIN_MS = 1000
+/** Below this size a buffered body is copied behind the head and sent in one write. */
+const COALESCE_BYTES = 16_384
+
+interface Exchange {
+  readonly handler: WireHandler
+  readonly request: WireRequest
+  readonly fresh: boolean
+}
+
+class WireConnection {
+  readonly pool: WirePool
+  readonly socket: net.Socket
+  readonly parser: HTTPParserInstance
+  /** Requests written on this socket. */
+  served = 0
+  connected = false
+  destroyed = false
+  handler: WireHandler | null = null
+  /** The exchange this connection was opened for, until the socket connects. */
+  pending: Exchange | null
+  isHead = false
+  /** Response bytes have arrived for the current request (no stale replay past this point). */
+  responded = false
+  keepAlive = true
+  /** The request body is still being written. */
+  writingBody = false
+  paused = false
+  keepAliveMs: number
+  headersList: string[] = []
+  timer: NodeJS.Timeout | null = null
+  timerKind: 'connect' | 'headers' | 'body' | 'idle' | null = null
+  timerMs = 0
+  readonly resume: () => void
+
+  constructor (pool: WirePool, exchange: Exchange) {
+    this.pool = pool
+    this.pending = exchange
+    this.keepAliveMs = pool.options.keepAliveTimeoutMs
+    const { url } = pool
+    const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80)
+    const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
+    this.socket = url.protocol === 'https:'
+      ? tls.connect({
+          host, port, servername: net.isIP(host) === 0 ? host : undefined,
+          ALPNProtocols: ['http/1.1'], rejectUnauthorized: true,
+          ...(pool.ca === undefined ? {} : { ca: pool.ca }),
+        })
+      : net.connect({ host, port })
+    this.socket.setNoDelay(true)
+    this.socket.setKeepAlive(true, 60_000)
+    const parser = new HTTPParser()
+    parser.initialize(HTTPParser.RESPONSE, PARSER_RESOURCE, 0, HTTPParser.kLenientNone)
+    parser[kOnHeaders] = (headers: string[]) => { this.headersList.push(...headers) }
+    parser[kOnHeadersComplete] = this.#onHeadersComplete.bind(this)
+    parser[kOnBody] = this.#onBody.bind(this)
+    parser[kOnMessageComplete] = this.#onMessageComplete.bind(this)
+    this.parser = parser
+    this.resume = () => {
+      if (this.paused && !this.destroyed) {
+        this.paused = false
+        this.socket.resume()
+      }
+    }
+    this.setTimer('connect', pool.options.connectTimeoutMs)
+    this.socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
+      this.connected = true
+      this.clearTimer()
+      pool.options.onConnectionOpened()
+      this.pending = null
+      this.send(exchange)
+    })
+    this.socket.on('data', (chunk: Buffer) => { this.#onData(chunk) })
+    this.socket.on('end', () => { this.#onEnd() })
+    this.socket.on('error', (error: Error) => { this.destroy(error) })
+    this.socket.on('close', () => { this.destroy(null) })
+    this.socket.on('drain', () => { this.pool.onDrain(this) })
+  }
+
+  // --- timers: one Timeout per connection, re-armed per phase --------------
+
+  setTimer (kind: 'connect' | 'headers' | 'body' | 'idle', ms: number): void {
+    if (ms <= 0) {
+      this.clearTimer()
+      return
+    }
+    this.timerKind = kind
+    if (this.timer !== null && this.timerMs === ms) {
+      this.timer.refresh()
+      return
+    }
+    if (this.timer !== null) clearTimeout(this.timer)
+    this.timerMs = ms
+    this.timer = setTimeout(() => { this.#onTimeout() }, ms).unref()
+  }
+
+  clearTimer (): void {
+    if (this.timer !== null) {
+      clearTimeout(this.timer)
+      this.timer = null
+      this.timerKind = null
+      this.timerMs = 0
+    }
+  }
+
+  #onTimeout (): void {
+    const kind = this.timerKind
+    this.timer = null
+    this.timerKind = null
+    this.timerMs = 0
+    switch (kind) {
+      case 'connect': this.destroy(new WireError('UND_ERR_CONNECT_TIMEOUT', 'Connect Timeout Error')); break
+      case 'headers': this.destroy(new WireError('UND_ERR_HEADERS_TIMEOUT', 'Headers Timeout Error')); break
+      case 'body': this.destroy(new WireError('UND_ERR_BODY_TIMEOUT', 'Body Timeout Error')); break
+      case 'idle': this.destroy(null); break
+    }
+  }
+
+  // --- sending ---------------------------------------------------------------
+
+  send (exchange: Exchange): void {
+    const { handler, request } = exchange
+    this.handler = handler
+    this.responded = false
+    this.keepAlive = !request.reset
+    this.isHead = request.method === 'HEAD'
+    // Abort is bound to this exchange: a late call after the socket moved on does nothing.
+    handler.onConnect((error?: Error) => {
+      if (this.handler !== handler) return
+      // The exchange was abandoned (client gone, shutdown): the socket's state is unknown.
+      this.handler = null
+      this.destroy(error ?? new WireError('UND_ERR_ABORTED', 'Request aborted'))
+    })
+    if (this.handler !== handler) return // aborted during onConnect: the socket is already destroyed
+    const reused = this.served > 0
+    this.served++
+    this.pool.options.onSend(handler, reused)
+    const body = request.body
+    let head = request.method + ' ' + request.path + ' HTTP/1.1\r\n' + this.pool.hostLine
+    const headers = request.headers
+    for (let i = 0; i < headers.length; i += 2) head += headers[i] + ': ' + headers[i + 1] + '\r\n'
+    const streaming = body !== null && !Buffer.isBuffer(body)
+    const chunked = streaming && !hasHeader(headers, 'content-length')
+    if (chunked) head += 'transfer-encoding: chunked\r\n'
+    if (request.reset) head += 'connection: close\r\n'
+    head += '\r\n'
+    this.setTimer('headers', this.pool.options.headersTimeoutMs)
+    const socket = this.socket
+    if (body === null || (Buffer.isBuffer(body) && body.length === 0)) {
+      socket.write(head, 'latin1')
+    } else if (Buffer.isBuffer(body)) {
+      if (body.length <= COALESCE_BYTES) {
+        const headLength = head.length
+        const out = Buffer.allocUnsafe(headLength + body.length)
+        out.write(head, 0, 'latin1')
+        body.copy(out, headLength)
+        socket.write(out)
+      } else {
+        socket.cork()
+        socket.write(head, 'latin1')
+        socket.write(body)
+        socket.uncork()
+      }
+    } else {
+      socket.write(head, 'latin1')
+      this.writingBody = true
+      void this.#writeStream(handler, body as AsyncIterable<Buffer>, chunked)
+    }
+  }
+
+  async #writeStream (handler: WireHandler, body: AsyncIterable<Buffer>, chunked: boolean): Promise<void> {
+    const socket = this.socket
+    try {
+      for await (const chunk of body) {
+        if (this.handler !== handler || this.destroyed) break
+        if (chunk.length === 0) continue
+        const ok = chunked
+          ? socket.write(chunk.length.toString(16) + '\r\n') && socket.write(chunk) && socket.write('\r\n')
+          : socket.write(chunk)
+        if (!ok) await new Promise<void>((resolve) => { this.pool.waitDrain(this, resolve) })
+      }
+      if (this.destroyed) return
+      if (this.handler !== handler) {
+        // The response finished (or was abandoned) before the whole body went out: the socket cannot be reused.
+        this.writingBody = false
+        if (this.handler === null) this.destroy(null)
+        return
+      }
+      if (chunked) socket.write('0\r\n\r\n')
+      this.writingBody = false
+    } catch (error) {
+      this.writingBody = false
+      // The body source failed (client gone, body too large): the request is half-written.
+      if (this.handler === handler) this.destroy(error as Error)
+      else if (this.handler === null) this.destroy(null)
+    }
+  }
+
+  // --- receiving -------------------------------------------------------------
+
+  #onData (chunk: Buffer): void {
+    if (this.handler === null) {
+      // Bytes with no request outstanding: the connection cannot be trusted.
+      this.destroy(null)
+      return
+    }
+    this.responded = true
+    const result = this.parser.execute(chunk)
+    if (result instanceof Error) {
+      this.destroy(new WireError('UND_ERR_SOCKET', `Invalid upstream response (${(result as Error & { code?: string }).code ?? result.message})`))
+    }
+  }
+
+  #onEnd (): void {
+    // A response delimited by the end of the connection completes here.
+    if (this.handler !== null && this.responded) this.parser.finish()
+    this.destroy(null)
+  }
+
+  #onHeadersComplete (_major: number, _minor: number, headers: string[] | undefined, _method: unknown, _url: unknown,
+    statusCode: number, statusText: string, _upgrade: boolean, shouldKeepAlive: boolean): number {
+    let list = headers
+    if (list === undefined) {
+      list = this.headersList
+      this.headersList = []
+    }
+    if (statusCode < 200) return 0 // 1xx interim responses are not forwarded (no Expect is ever sent)
+    const handler = this.handler
+    if (handler === null) return 1
+    if (!shouldKeepAlive) this.keepAlive = false
+    else this.#readKeepAliveHint(list)
+    this.setTimer('body', this.pool.options.bodyTimeoutMs)
+    if (!handler.onHeaders(statusCode, list, this.resume, statusText)) this.#pause()
+    return this.isHead ? 1 : 0
+  }
+
+  #onBody (chunk: Buffer): void {
+    const handler = this.handler
+    if (handler === null) return
+    if (this.timerKind === 'body') this.timer?.refresh()
+    if (!handler.onData(chunk)) this.#pause()
+  }
+
+  #onMessageComplete (): void {
+    const handler = this.handler
+    if (handler === null) return
+    if (this.headersList.length !== 0) this.headersList = [] // trailers: not forwarded
+    this.clearTimer()
+    this.handler = null
+    this.paused = false
+    handler.onComplete(null)
+    if (!this.writingBody) this.#release()
+  }
+
+  #readKeepAliveHint (headers: string[]): void {
+    for (let i = 0; i < headers.length; i += 2) {
+      const name = headers[i] as string
+      if (name.length === 10 && name.toLowerCase() === 'keep-alive') {
+        const match = /timeout\s*=\s*(\d+)/i.exec(headers[i + 1] as string)
+        if (match !== null) {
+          const hinted = Number(match[1]) * 1000 - KEEP_ALIVE_MARGIN_MS
+          this.keepAliveMs = Math.max(0, Math.min(this.pool.options.keepAliveTimeoutMs, hinted))
+        }
+        return
+      }
+    }
+  }
+
+  #pause (): void {
+    if (!this.paused) {
+      this.paused = true
+      this.socket.pause()
+    }
+  }
+
+  #release (): void {
+    if (this.destroyed) return
+    if (!this.keepAlive || this.keepAliveMs <= 0 || this.pool.closing) {
+      this.destroy(null)
+      return
+    }
+    if (this.paused) {
+      this.paused = false
+      this.socket.resume()
+    }
+    this.pool.release(this)
+  }
+
+  /** Close the socket; the outstanding exchange (if any) gets `error`. */
+  destroy (error: Error | null): void {
+    if (this.destroyed) return
+    this.destroyed = true
+    this.clearTimer()
+    // A connection that never connected fails the exchange it was opened for.
+    const handler = this.handler ?? this.pending?.handler ?? null
+    this.handler = null
+    this.pending = null
+    this.socket.destroy()
+    // The parser is not closed here: destroy() may run inside one of its callbacks (execute is
+    // still on the stack). Unreferenced, it is freed by the garbage collector like node:http's.
+    this.pool.removed(this)
+    if (handler === null) return
+    if (this.responded && error !== null) {
+      const code = (error as Error & { code?: string }).code
+      if (code === 'ECONNRESET' || code === 'EPIPE') error = new WireError('UND_ERR_RES_INCOMPLETE', `The upstream connection failed mid-response (${code})`)
+    }
+    // Before any response byte the failure is a stale-socket candidate (UND_ERR_SOCKET); after, it is not.
+    handler.onError(error ?? (this.responded
+      ? new WireError('UND_ERR_RES_INCOMPLETE', 'The upstream closed the connection before the response was complete')
+      : new WireError('UND_ERR_SOCKET', 'other side closed')))
+  }
+}
+
+function hasHeader (headers: readonly string[], lowerName: string): boolean {
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i] as string
+    if (name.length === lowerName.length && name.toLowerCase() === lowerName) return true
+  }
+  return false
+}
+
+export class WirePool {
+  readonly options: WirePoolOptions
+  readonly url: URL
+  readonly hostLine: string
+  /** Trusted roots when a private CA is added (Node's bundle plus it): verification stays on. */
+  readonly ca: string[] | undefined
+  closing = false
+  readonly #all = new Set<WireConnection>()
+  /** Idle connections, most recently used last (reused first: the others may expire). */
+  readonly #free: WireConnection[] = []
+  readonly #queue: Exchange[] = []
+  #connecting = 0
+  readonly #drainWaiters = new Map<WireConnection, () => void>()
+  #closed: (() => void) | null = null
+
+  constructor (options: WirePoolOptions) {
+    this.options = options
+    this.url = new URL(options.origin)
+    this.hostLine = `host: ${this.url.host}\r\n`
+    this.ca = options.tlsCa === undefined ? undefined : [...tls.rootCertificates, options.tlsCa.toString()]
+  }
+
+  /**
+   * Send on an idle connection, or a new one while under the limit; otherwise queue.
+   * Returns false when the request was queued (the pool is saturated). `fresh` never
+   * reuses an idle socket (a stale-socket replay).
+   */
+  dispatch (request: WireRequest, handler: WireHandler, fresh = false): boolean {
+    const exchange: Exchange = { handler, request, fresh }
+    if (this.closing) {
+      handler.onError(new WireError('UND_ERR_CLOSED', 'The client is closed'))
+      return true
+    }
+    if (!fresh) {
+      const connection = this.#free.pop()
+      if (connection !== undefined) {
+        connection.send(exchange)
+        return true
+      }
+    }
+    if (this.#all.size < this.options.maxConnections || fresh) {
+      this.#open(exchange)
+      return true
+    }
+    this.#queue.push(exchange)
+    return false
+  }
+
+  #open (exchange: Exchange): void {
+    const connection = new WireConnection(this, exchange)
+    this.#all.add(connection)
+    this.#connecting++
+    connection.socket.once(this.url.protocol === 'https:' ? 'secureConnect' : 'connect', () => { this.#connecting-- })
+    // A connect failure fails the exchange it was opened for (as undici does).
+  }
+
+  release (connection: WireConnection): void {
+    const next = this.#queue.shift()
+    if (next !== undefined) {
+      connection.send(next)
+      return
+    }
+    connection.setTimer('idle', connection.keepAliveMs)
+    this.#free.push(connection)
+    this.#maybeClosed()
+  }
+
+  removed (connection: WireConnection): void {
+    if (!this.#all.delete(connection)) return
+    if (!connection.connected) this.#connecting--
+    const index = this.#free.lastIndexOf(connection)
+    if (index !== -1) this.#free.splice(index, 1)
+    const waiter = this.#drainWaiters.get(connection)
+    if (waiter !== undefined) {
+      this.#drainWaiters.delete(connection)
+      waiter()
+    }
+    // A slot opened: start the next queued request on a new connection.
+    const next = this.#queue.shift()
+    if (next !== undefined && !this.closing) this.#open(next)
+    this.#maybeClosed()
+  }
+
+  waitDrain (connection: WireConnection, resolve: () => void): void {
+    this.#drainWaiters.set(connection, resolve)
+  }
+
+  onDrain (connection: WireConnection): void {
+    const waiter = this.#drainWaiters.get(connection)
+    if (waiter !== undefined) {
+      this.#drainWaiters.delete(connection)
+      waiter()
+    }
+  }
+
+  /** Take a queued request out (it timed out waiting or its client left). */
+  cancelQueued (handler: WireHandler): boolean {
+    const index = this.#queue.findIndex((exchange) => exchange.handler === handler)
+    if (index === -1) return false
+    this.#queue.splice(index, 1)
+    return true
+  }
+
+  get stats (): WirePoolStats {
+    const size = this.#all.size
+    const free = this.#free.length
+    const connected = size - this.#connecting
+    return { connected, free, pending: this.#queue.length, queued: this.#queue.length, running: size - free - 0, size }
+  }
+
+  /** Stop taking requests; resolve once every running request has finished and every socket is closed. */
+  close (): Promise<void> {
+    this.closing = true
+    return new Promise((resolve) => {
+      this.#closed = resolve
+      this.#maybeClosed()
+    })
+  }
+
+  #maybeClosed (): void {
+    if (!this.closing) return
+    for (const connection of [...this.#free]) connection.destroy(null)
+    if (this.#all.size === 0 && this.#queue.length === 0 && this.#closed !== null) {
+      const resolve = this.#closed
+      this.#closed = null
+      resolve()
+    }
+  }
+
+  /** Fail everything at once. */
+  destroy (error: Error): Promise<void> {
+    this.closing = true
+    const queued = this.#queue.splice(0)
+    for (const exchange of queued) exchange.handler.onError(error)
+    for (const connection of [...this.#all]) connection.destroy(error)
+    return this.close()
+  }
+}
