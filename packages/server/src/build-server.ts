@@ -10,6 +10,7 @@ import { errorBody, proxyRequestId, sendError } from './errors.js'
 import { createServerMetrics, type RequestRecord } from './metrics.js'
 import { DEFAULT_LIMITS, type ServerOptions } from './options.js'
 import { createProxyHandler, type ProxyState } from './proxy-handler.js'
+import { BatchedDestination, logRequest } from './request-log.js'
 import { ROUTE_NAMES, type RouteName } from './routes-table.js'
 
 /**
@@ -39,8 +40,8 @@ function onClientError (error: NodeJS.ErrnoException, socket: Duplex): void {
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nrequest-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`)
 }
 
-/** Log lines are written in batches of up to this many bytes, and at least this often (ms). */
-const LOG_BUFFER_BYTES = 4096
+/** Log lines are written in batches of this many bytes, and at least this often (ms). */
+const LOG_BUFFER_BYTES = 16_384
 const LOG_FLUSH_MS = 500
 
 export interface AptState {
@@ -85,7 +86,7 @@ export function buildServer (options: ServerOptions): FastifyInstance {
   // request line costs a syscall on the hot path. A timer flushes quiet periods.
   const logDestination = options.logger === false || options.logStream !== undefined
     ? undefined
-    : pino.destination({ dest: 1, sync: false, minLength: LOG_BUFFER_BYTES })
+    : new BatchedDestination({ fd: 1, batchBytes: LOG_BUFFER_BYTES })
   const logFlushTimer = logDestination === undefined
     ? null
     : setInterval(() => { logDestination.flush() }, LOG_FLUSH_MS).unref()
@@ -184,25 +185,7 @@ export function buildServer (options: ServerOptions): FastifyInstance {
       sample.overheadUs = record.overheadMs >= 0 ? record.overheadMs * 1000 : undefined
       monitor.record(sample as RequestSample)
     }
-    log.info({
-      method: record.method,
-      path: record.path,
-      route: record.route,
-      status: record.status,
-      duration_ms: Math.round(record.durationMs * 1000) / 1000,
-      ttfb_ms: record.ttfbMs < 0 ? null : Math.round(record.ttfbMs * 1000) / 1000,
-      ttft_ms: record.ttftMs < 0 ? null : Math.round(record.ttftMs * 1000) / 1000,
-      overhead_ms: record.overheadMs < 0 ? null : Math.round(record.overheadMs * 1000) / 1000,
-      model: record.usage?.model ?? null,
-      input_tokens: record.usage?.usage?.inputTokens ?? null,
-      output_tokens: record.usage?.usage?.outputTokens ?? null,
-      bytes_out: record.bytesOut,
-      stream: record.isStream,
-      upstream_request_id: exchange?.upstreamRequestId ?? null,
-      reused_socket: exchange?.reusedSocket ?? false,
-      retried: exchange?.retried ?? false,
-      error_code: record.errorCode ?? null,
-    }, 'request')
+    logRequest(log, record, exchange)
   }
 
   const defaultHeaders: string[] = []

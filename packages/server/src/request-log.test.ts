@@ -1,0 +1,107 @@
+import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import pino from 'pino'
+import { describe, expect, test } from 'vitest'
+import type { RequestRecord } from './metrics.js'
+import { BatchedDestination, logRequest } from './request-log.js'
+
+function capture (level = 'info'): { log: pino.Logger, lines: string[] } {
+  const lines: string[] = []
+  const stream = new Writable({
+    write (chunk: Buffer, _encoding, callback) {
+      lines.push(chunk.toString('utf8'))
+      callback()
+    },
+  })
+  return { log: pino({ level }, stream), lines }
+}
+
+function record (overrides: Partial<RequestRecord>): RequestRecord {
+  return {
+    route: 'messages', path: '/v1/messages', method: 'POST', status: 200, durationMs: 12.3456789, ttfbMs: 3.21,
+    bytesOut: 355, isStream: false, errorCode: undefined, overheadMs: 0.1234567, usage: undefined, ttftMs: -1,
+    ...overrides,
+  }
+}
+
+/** What `log.info({...}, 'request')` wrote before the line was hand-built. */
+function viaPino (log: pino.Logger, r: RequestRecord, exchange: { upstreamRequestId: string | undefined, reusedSocket: boolean, retried: boolean } | null): void {
+  log.info({
+    method: r.method,
+    path: r.path,
+    route: r.route,
+    status: r.status,
+    duration_ms: Math.round(r.durationMs * 1000) / 1000,
+    ttfb_ms: r.ttfbMs < 0 ? null : Math.round(r.ttfbMs * 1000) / 1000,
+    ttft_ms: r.ttftMs < 0 ? null : Math.round(r.ttftMs * 1000) / 1000,
+    overhead_ms: r.overheadMs < 0 ? null : Math.round(r.overheadMs * 1000) / 1000,
+    model: r.usage?.model ?? null,
+    input_tokens: r.usage?.usage?.inputTokens ?? null,
+    output_tokens: r.usage?.usage?.outputTokens ?? null,
+    bytes_out: r.bytesOut,
+    stream: r.isStream,
+    upstream_request_id: exchange?.upstreamRequestId ?? null,
+    reused_socket: exchange?.reusedSocket ?? false,
+    retried: exchange?.retried ?? false,
+    error_code: r.errorCode ?? null,
+  }, 'request')
+}
+
+describe('logRequest', () => {
+  const usage = { inputTokens: 22, outputTokens: 5, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 }
+  const cases: [string, RequestRecord, { upstreamRequestId: string | undefined, reusedSocket: boolean, retried: boolean } | null][] = [
+    ['a plain JSON message', record({ usage: { model: 'claude-opus-4-8', usage } as RequestRecord['usage'] }), { upstreamRequestId: 'req_1', reusedSocket: true, retried: false }],
+    ['a rejected request with no exchange', record({ status: 401, ttfbMs: -1, overheadMs: -1, errorCode: 'APT_SERVER_UNAUTHORIZED' }), null],
+    ['quotes, backslashes, control and non-ASCII characters', record({ path: '/v1/messages?q="a\\b"\t\u0001é', usage: { model: 'mödel "x"', usage } as RequestRecord['usage'] }), { upstreamRequestId: 'req_"2"', reusedSocket: false, retried: true }],
+    ['a stream with a time to first token', record({ isStream: true, ttftMs: 250.5, route: 'complete' }), { upstreamRequestId: undefined, reusedSocket: false, retried: false }],
+  ]
+
+  test.each(cases)('%s: the same JSON, key for key and in order, as pino wrote from an object', (_name, r, exchange) => {
+    const hand = capture()
+    const reference = capture()
+    logRequest(hand.log, r, exchange)
+    viaPino(reference.log, r, exchange)
+    expect(hand.lines).toHaveLength(1)
+    expect(hand.lines[0]?.endsWith('}\n')).toBe(true)
+    const ours = JSON.parse(hand.lines[0] as string) as Record<string, unknown>
+    const theirs = JSON.parse(reference.lines[0] as string) as Record<string, unknown>
+    expect(typeof ours.time).toBe('number')
+    delete ours.time
+    delete theirs.time
+    expect(Object.keys(ours)).toEqual(Object.keys(theirs))
+    expect(ours).toEqual(theirs)
+  })
+
+  test('a child logger keeps its bindings; a level above info writes nothing', () => {
+    const { log, lines } = capture()
+    logRequest(log.child({ reqId: 'req-7' }), record({}), null)
+    expect(JSON.parse(lines[0] as string).reqId).toBe('req-7')
+    const quiet = capture('warn')
+    logRequest(quiet.log, record({}), null)
+    expect(quiet.lines).toEqual([])
+  })
+})
+
+describe('BatchedDestination', () => {
+  test('every line arrives once and in order: batched writes, a line larger than a batch, multi-byte text, flushSync at the end', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'apt-log-'))
+    const file = join(dir, 'out.log')
+    const fd = openSync(file, 'w')
+    const destination = new BatchedDestination({ fd, batchBytes: 256 })
+    const expected: string[] = []
+    for (let i = 0; i < 500; i++) {
+      const line = i === 250 ? `${'x'.repeat(2000)}\n` : `{"n":${i},"text":"héllo ✓ ${'y'.repeat(i % 40)}"}\n`
+      expected.push(line)
+      destination.write(line)
+      if (i % 97 === 0) destination.flush()
+      if (i % 50 === 0) await new Promise((resolve) => setImmediate(resolve))
+    }
+    // Let writes in flight finish, then write the rest synchronously, as at exit.
+    await new Promise((resolve) => setTimeout(resolve, 100))
+    destination.flushSync()
+    closeSync(fd)
+    expect(readFileSync(file, 'utf8')).toBe(expected.join(''))
+  })
+})
