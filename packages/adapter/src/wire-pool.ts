@@ -108,6 +108,8 @@ class WireConnection {
   /** The exchange this connection was opened for, until the socket connects. */
   pending: Exchange | null
   isHead = false
+  /** The parser is inside a 1xx interim response (its message-complete is not the exchange's). */
+  interim = false
   /** Response bytes have arrived for the current request (no stale replay past this point). */
   responded = false
   keepAlive = true
@@ -262,9 +264,17 @@ class WireConnection {
       for await (const chunk of body) {
         if (this.handler !== handler || this.destroyed) break
         if (chunk.length === 0) continue
-        const ok = chunked
-          ? socket.write(chunk.length.toString(16) + '\r\n') && socket.write(chunk) && socket.write('\r\n')
-          : socket.write(chunk)
+        // Every framing write must happen: with `a && b && c`, a write reporting back-pressure (false)
+        // skipped the rest, so the chunk lost its CRLF and the upstream rejected the body. The last
+        // write's result accounts for everything buffered before it.
+        let ok: boolean
+        if (chunked) {
+          socket.write(chunk.length.toString(16) + '\r\n')
+          socket.write(chunk)
+          ok = socket.write('\r\n')
+        } else {
+          ok = socket.write(chunk)
+        }
         if (!ok) await new Promise<void>((resolve) => { this.pool.waitDrain(this, resolve) })
       }
       if (this.destroyed) return
@@ -295,7 +305,10 @@ class WireConnection {
     this.responded = true
     const result = this.parser.execute(chunk)
     if (result instanceof Error) {
-      this.destroy(new WireError('UND_ERR_SOCKET', `Invalid upstream response (${(result as Error & { code?: string }).code ?? result.message})`))
+      // llhttp's own code (HPE_*), as undici's HTTPParserError carries, not UND_ERR_SOCKET: the upstream
+      // answered (badly), so this is no stale-socket failure and the request must not be replayed.
+      const code = (result as Error & { code?: string }).code ?? 'HPE_INVALID'
+      this.destroy(new WireError(code, `Invalid upstream response (${code})`))
     }
   }
 
@@ -312,7 +325,12 @@ class WireConnection {
       list = this.headersList
       this.headersList = []
     }
-    if (statusCode < 200) return 0 // 1xx interim responses are not forwarded (no Expect is ever sent)
+    if (statusCode < 200) {
+      // 1xx interim responses are not forwarded (no Expect is ever sent). llhttp ends each one with
+      // its own message-complete (a 103 has no body), which must not complete the exchange.
+      this.interim = true
+      return 0
+    }
     const handler = this.handler
     if (handler === null) return 1
     if (!shouldKeepAlive) this.keepAlive = false
@@ -330,6 +348,10 @@ class WireConnection {
   }
 
   #onMessageComplete (): void {
+    if (this.interim) {
+      this.interim = false // the end of a 1xx: the final response follows on this connection
+      return
+    }
     const handler = this.handler
     if (handler === null) return
     if (this.headersList.length !== 0) this.headersList = [] // trailers: not forwarded
@@ -363,7 +385,9 @@ class WireConnection {
 
   #release (): void {
     if (this.destroyed) return
-    if (!this.keepAlive || this.keepAliveMs <= 0 || this.pool.closing) {
+    // Not `|| this.pool.closing`: while closing, pool.release() still hands the socket to a queued
+    // request (accepted before close()), or else closes it (#maybeClosed).
+    if (!this.keepAlive || this.keepAliveMs <= 0) {
       this.destroy(null)
       return
     }
@@ -485,8 +509,10 @@ export class WirePool {
       waiter()
     }
     // A slot opened: start the next queued request on a new connection.
+    // Also while closing: a request queued before close() must run (or fail), never be dropped unanswered.
+    // (destroy() empties the queue first.)
     const next = this.#queue.shift()
-    if (next !== undefined && !this.closing) this.#open(next)
+    if (next !== undefined) this.#open(next)
     this.#maybeClosed()
   }
 
