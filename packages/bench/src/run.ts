@@ -308,7 +308,9 @@ class BenchRun {
     const count = this.#active().length
     let total = count * (s.quick ? 500 : 1000)
     if (this.#runs('latency')) total += s.latencyRounds * count * ((s.latencyRequests + s.latencyWarmupRequests) * 0.6 + 50)
-    if (this.#runs('concurrent')) total += s.concurrencyLevels.length * s.rounds * count * (s.warmupMs + s.durationMs + 150)
+    if (this.#runs('concurrent')) {
+      for (const level of s.concurrencyLevels) total += s.rounds * count * ((level >= 64 ? 3 : 1) * s.warmupMs + s.durationMs + 150)
+    }
     if (this.#runs('streaming')) {
       total += this.#active().filter((target) => target.info.kind !== 'direct' && target.probe !== null).length * this.#memoryEstimateMs()
       total += s.ttfeRounds * count * (s.warmupMs + s.ttfeDurationMs + s.ttfeEvents * s.streamPaceMs + 150)
@@ -419,7 +421,11 @@ class BenchRun {
       for (let roundIndex = 0; roundIndex < s.rounds && !this.#aborted; roundIndex++) {
         for (const target of this.#active()) {
           if (this.#aborted) return
-          await this.#step('throughput', `${target.info.name} c=${concurrency} round ${roundIndex + 1}/${s.rounds}`, s.warmupMs + s.durationMs + 150, async () => {
+          // At high concurrency the warm-up runs three times longer: a fast proxy holds fewer requests
+          // at once while the load ramps up, so its upstream pool is still growing when a short warm-up
+          // ends, and the reuse figure (meant for the steady state) would count that growth.
+          const warmupMs = concurrency >= 64 ? s.warmupMs * 3 : s.warmupMs
+          await this.#step('throughput', `${target.info.name} c=${concurrency} round ${roundIndex + 1}/${s.rounds}`, warmupMs + s.durationMs + 150, async () => {
             let cpuStart: number | null = null
             let cpuEnd: number | null = null
             let upstreamStart: UpstreamCounters | null = null
@@ -431,7 +437,7 @@ class BenchRun {
               request,
               streaming: false,
               // Every connection has served before the window opens, so reuse counts the steady state.
-              warmup: { ms: s.warmupMs, everyWorker: true },
+              warmup: { ms: warmupMs, everyWorker: true },
               measure: { ms: s.durationMs },
               signal: this.#signal,
               atWindowStart: async () => {
