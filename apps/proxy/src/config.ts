@@ -110,6 +110,7 @@ export function loadConfig (input: Env): ConfigResult {
   const allowH2 = boolean('PRODUCTION_ENABLE_HTTP2', false)
   const engine = env.APT_UPSTREAM_ENGINE ?? 'wire'
   if (engine !== 'wire' && engine !== 'undici') errors.push(`APT_UPSTREAM_ENGINE must be wire or undici, got '${engine}'`)
+  const directWrite = boolean('APT_DIRECT_WRITE', true)
   const warmupConnections = integer('PRODUCTION_WARMUP_CONNECTIONS', 0, 0, 65_536)
   if (warmupConnections > maxConnections) errors.push(`PRODUCTION_WARMUP_CONNECTIONS (${warmupConnections}) must not exceed ANTHROPIC_MAX_CONNECTIONS (${maxConnections})`)
   const connectTimeoutMs = integer('APT_CONNECT_TIMEOUT_MS', 5_000, 1)
@@ -164,6 +165,7 @@ export function loadConfig (input: Env): ConfigResult {
       poolTimeoutMs,
       allowH2,
       engine: engine as 'wire' | 'undici',
+      directWrite,
       replayBodyLimitBytes: chunkSize,
       warmupConnections,
       ...(tlsCa === undefined ? {} : { tlsCa }),

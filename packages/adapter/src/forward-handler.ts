@@ -1,7 +1,9 @@
-import type { ServerResponse } from 'node:http'
+import { type ServerResponse, STATUS_CODES } from 'node:http'
+import type { Socket } from 'node:net'
 import type { Dispatcher } from 'undici'
 import { AdapterError, isStaleSocketError, toAdapterError } from './errors.js'
 import { copyResponseHeaders, type ResponseHeaderFacts } from './headers.js'
+import type { ResolvedUpstreamOptions } from './options.js'
 
 /** What the owner of an exchange sees when it ends (the handler itself, read-only). */
 export interface Exchange {
@@ -107,7 +109,11 @@ export class ForwardHandler implements Exchange {
   #collected: Buffer[] | null = null
   #collectedHeaders: string[] | null = null
   observer: ResponseObserver | undefined = undefined
-  readonly #serverTiming: boolean
+  readonly #options: ResolvedUpstreamOptions
+  /** Direct write: the client socket the response goes to without ServerResponse, or null. */
+  #socket: Socket | null = null
+  /** Direct write of a body without content-length: each chunk is framed here. */
+  #chunked = false
 
   constructor (
     owner: HandlerOwner,
@@ -118,7 +124,7 @@ export class ForwardHandler implements Exchange {
     hooks: ExchangeHooks | undefined,
     rewrite: ((body: Buffer) => Buffer) | undefined,
     receivedAt: number,
-    serverTiming: boolean,
+    options: ResolvedUpstreamOptions,
   ) {
     this.#owner = owner
     this.#response = response
@@ -128,7 +134,7 @@ export class ForwardHandler implements Exchange {
     this.#hooks = hooks
     this.#rewrite = rewrite
     this.startedAt = receivedAt
-    this.#serverTiming = serverTiming
+    this.#options = options
     ;(response as ResponseWithHandler)[kHandler] = this
     response.on('close', onResponseClose)
   }
@@ -159,7 +165,7 @@ export class ForwardHandler implements Exchange {
     this.statusCode = statusCode
     this.headersAt = performance.now()
     this.#resume = resume
-    const facts: ResponseHeaderFacts = { isEventStream: false, contentEncoding: undefined, requestId: undefined, contentType: undefined }
+    const facts: ResponseHeaderFacts = { isEventStream: false, contentEncoding: undefined, requestId: undefined, contentType: undefined, hasContentLength: false }
     const headers = copyResponseHeaders(rawHeaders, facts)
     this.isEventStream = facts.isEventStream
     this.contentEncoding = facts.contentEncoding
@@ -174,13 +180,69 @@ export class ForwardHandler implements Exchange {
       return true
     }
     this.headersSent = true
-    if (this.#serverTiming) headers.push('server-timing', this.#serverTimingValue())
-    if (statusText) response.writeHead(statusCode, statusText, headers)
-    else response.writeHead(statusCode, headers)
-    // Let a streaming client see the status at once, even before the first event.
-    if (facts.isEventStream) response.flushHeaders()
+    if (this.#options.serverTiming) headers.push('server-timing', this.#serverTimingValue())
+    const socket = response.socket as (Socket & { _httpMessage?: unknown }) | null
+    if (this.#options.directWrite && socket !== null && socket._httpMessage === response &&
+        response.shouldKeepAlive && !response.headersSent) {
+      this.#writeHeadDirect(socket, statusCode, statusText, headers, facts)
+    } else {
+      if (statusText) response.writeHead(statusCode, statusText, headers)
+      else response.writeHead(statusCode, headers)
+      // Let a streaming client see the status at once, even before the first event.
+      if (facts.isEventStream) response.flushHeaders()
+    }
     this.headersWrittenAt = performance.now()
     return true
+  }
+
+  /**
+   * Direct write: the response head is built here from the upstream's (already parsed and
+   * validated) header lines and written to the client socket, and so is every body chunk,
+   * without ServerResponse's per-header validation and bookkeeping (about 10 % of the
+   * proxy's CPU per request; docs/performance.md, change 10). The ServerResponse is then
+   * marked as having sent its head, so node:http still runs its own end-of-response work
+   * (keep-alive, the next request) when it is ended. Used only on a keep-alive connection
+   * whose socket belongs to this response (not for pipelined or closing requests).
+   */
+  #writeHeadDirect (socket: Socket, statusCode: number, statusText: string, headers: string[], facts: ResponseHeaderFacts): void {
+    const response = this.#response as ServerResponse & { _header: string | null, _headerSent: boolean }
+    const method = this.#opts.method
+    const bodiless = method === 'HEAD' || statusCode === 204 || statusCode === 304 || statusCode < 200
+    this.#chunked = !bodiless && !facts.hasContentLength
+    let head = 'HTTP/1.1 ' + statusCode + ' ' + (statusText || STATUS_CODES[statusCode] || 'unknown') + '\r\n'
+    for (let i = 0; i < headers.length; i += 2) head += headers[i] + ': ' + headers[i + 1] + '\r\n'
+    head += keepAliveLines((socket as Socket & { server?: { keepAliveTimeout?: number } }).server?.keepAliveTimeout ?? 0)
+    head += this.#chunked ? 'transfer-encoding: chunked\r\n\r\n' : '\r\n'
+    response.statusCode = statusCode
+    response._header = head
+    response._headerSent = true
+    this.#socket = socket
+    if (!facts.isEventStream) {
+      // Head, body and end of a response that arrives in one read leave in one writev.
+      socket.cork()
+      process.nextTick(uncork, socket)
+    }
+    socket.write(head, 'latin1')
+  }
+
+  /** Direct write of one body chunk (framed when chunked); false when the socket is full. */
+  #writeDirect (socket: Socket, chunk: Buffer | string): boolean {
+    if (!this.#chunked) return socket.write(chunk)
+    const length = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length
+    if (length === 0) return true
+    socket.cork()
+    socket.write(length.toString(16) + '\r\n', 'latin1')
+    socket.write(chunk)
+    const written = socket.write('\r\n', 'latin1')
+    socket.uncork()
+    return written
+  }
+
+  /** Direct write: finish the body framing, then let node:http finish the response. */
+  #endDirect (socket: Socket, last?: string): void {
+    if (last !== undefined) this.#writeDirect(socket, last)
+    if (this.#chunked) socket.write('0\r\n\r\n', 'latin1')
+    this.#response.end()
   }
 
   onData (chunk: Buffer): boolean {
@@ -190,7 +252,8 @@ export class ForwardHandler implements Exchange {
       this.#collected.push(chunk)
       return true
     }
-    const written = this.#response.write(chunk)
+    const socket = this.#socket
+    const written = socket === null ? this.#response.write(chunk) : this.#writeDirect(socket, chunk)
     const observer = this.observer
     if (observer !== undefined) observer.data(chunk)
     if (written) return true
@@ -200,7 +263,8 @@ export class ForwardHandler implements Exchange {
         if (resume !== null) resume()
       }
     }
-    this.#response.once('drain', this.#onDrain)
+    if (socket === null) this.#response.once('drain', this.#onDrain)
+    else socket.once('drain', this.#onDrain)
     return false
   }
 
@@ -221,11 +285,13 @@ export class ForwardHandler implements Exchange {
       if (!hasLength) headers.push('content-length', String(rewritten.length))
       this.bytesOut = rewritten.length
       this.headersSent = true
-      if (this.#serverTiming) headers.push('server-timing', this.#serverTimingValue())
+      if (this.#options.serverTiming) headers.push('server-timing', this.#serverTimingValue())
       response.writeHead(this.statusCode, headers)
       this.headersWrittenAt = performance.now()
       response.end(rewritten)
       this.observer?.data(rewritten)
+    } else if (this.#socket !== null) {
+      this.#endDirect(this.#socket)
     } else {
       response.end()
     }
@@ -306,7 +372,9 @@ export class ForwardHandler implements Exchange {
         error: { type, message: `Upstream stream interrupted: ${error.message}` },
         request_id: this.upstreamRequestId ?? null,
       })
-      response.end(`event: error\ndata: ${body}\n\n`)
+      const frame = `event: error\ndata: ${body}\n\n`
+      if (this.#socket !== null) this.#endDirect(this.#socket, frame)
+      else response.end(frame)
     } else {
       response.destroy(error)
     }
@@ -334,6 +402,21 @@ export class ForwardHandler implements Exchange {
  * whether it rides a reused keep-alive socket.
  */
 let pendingSocketOwner: ForwardHandler | null = null
+
+/** The lines node:http adds to a keep-alive response, for the server's keep-alive timeout (cached: it rarely changes). */
+let keepAliveMs = -1
+let keepAliveText = ''
+function keepAliveLines (ms: number): string {
+  if (ms !== keepAliveMs) {
+    keepAliveMs = ms
+    keepAliveText = ms > 0 ? `connection: keep-alive\r\nkeep-alive: timeout=${Math.floor(ms / 1000)}\r\n` : 'connection: keep-alive\r\n'
+  }
+  return keepAliveText
+}
+
+function uncork (socket: Socket): void {
+  socket.uncork()
+}
 
 export function takePendingSocketOwner (): ForwardHandler | null {
   const owner = pendingSocketOwner

@@ -51,10 +51,18 @@ describe('copyResponseHeaders', () => {
   test('copies bytes as latin1, drops hop-by-hop, and reads facts in the same pass', () => {
     const raw = ['Content-Type', 'text/event-stream; charset=utf-8', 'Connection', 'keep-alive', 'Transfer-Encoding', 'chunked',
       'request-id', 'req_1', 'Content-Encoding', 'gzip', 'x-odd', 'caf\u00e9'].map((value) => Buffer.from(value, 'latin1'))
-    const facts: ResponseHeaderFacts = { isEventStream: false, contentEncoding: undefined, requestId: undefined, contentType: undefined }
+    const facts: ResponseHeaderFacts = { isEventStream: false, contentEncoding: undefined, requestId: undefined, contentType: undefined, hasContentLength: false }
     expect(copyResponseHeaders(raw, facts)).toEqual([
       'Content-Type', 'text/event-stream; charset=utf-8', 'request-id', 'req_1', 'Content-Encoding', 'gzip', 'x-odd', 'caf\u00e9',
     ])
-    expect(facts).toEqual({ isEventStream: true, contentEncoding: 'gzip', requestId: 'req_1', contentType: 'text/event-stream; charset=utf-8' })
+    expect(facts).toEqual({ isEventStream: true, contentEncoding: 'gzip', requestId: 'req_1', contentType: 'text/event-stream; charset=utf-8', hasContentLength: false })
+  })
+
+  test('string headers (the wire engine) are copied as they are; a content-length is kept and noted', () => {
+    const facts: ResponseHeaderFacts = { isEventStream: false, contentEncoding: undefined, requestId: undefined, contentType: undefined, hasContentLength: false }
+    expect(copyResponseHeaders(['content-type', 'application/json', 'Content-Length', '355', 'Keep-Alive', 'timeout=5'], facts))
+      .toEqual(['content-type', 'application/json', 'Content-Length', '355'])
+    expect(facts.hasContentLength).toBe(true)
+    expect(facts.isEventStream).toBe(false)
   })
 })

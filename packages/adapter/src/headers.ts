@@ -78,13 +78,15 @@ function removeConnectionTokens (headers: string[], tokens: string): void {
 /** Facts read from response headers in the same pass that copies them. */
 /** 1 at every name length that a dropped or noted response header has. */
 const NOTED_LENGTH = new Uint8Array(20)
-for (const name of [...RESPONSE_DROP, 'content-type', 'content-encoding', 'request-id']) NOTED_LENGTH[name.length] = 1
+for (const name of [...RESPONSE_DROP, 'content-type', 'content-encoding', 'request-id', 'content-length']) NOTED_LENGTH[name.length] = 1
 
 export interface ResponseHeaderFacts {
   isEventStream: boolean
   contentEncoding: string | undefined
   requestId: string | undefined
   contentType: string | undefined
+  /** The response declared a content-length (kept in the copy). */
+  hasContentLength: boolean
 }
 
 /**
@@ -107,6 +109,9 @@ export function copyResponseHeaders (raw: readonly Buffer[] | readonly string[],
       const lower = name.toLowerCase()
       if (RESPONSE_DROP.has(lower)) continue
       switch (lower) {
+        case 'content-length':
+          facts.hasContentLength = true
+          break
         case 'content-type':
           facts.contentType = value
           facts.isEventStream = value.startsWith('text/event-stream')

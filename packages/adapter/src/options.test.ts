@@ -21,6 +21,7 @@ describe('resolveOptions', () => {
       warmupPath: '/v1/models?limit=1',
       serverTiming: true,
       tlsCa: undefined,
+      directWrite: true,
     })
   })
 

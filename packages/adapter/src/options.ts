@@ -38,6 +38,11 @@ export interface UpstreamClientOptions {
   serverTiming?: boolean
   /** Extra trusted CA certificates (PEM) for the upstream's TLS, e.g. a private CA. Verification stays on. */
   tlsCa?: string | Buffer
+  /**
+   * Write response heads and bodies straight to the client socket of a keep-alive HTTP/1.1
+   * response, instead of through ServerResponse (which still finishes the response). Default true.
+   */
+  directWrite?: boolean
 }
 
 export interface ResolvedUpstreamOptions {
@@ -57,6 +62,7 @@ export interface ResolvedUpstreamOptions {
   readonly warmupPath: string
   readonly serverTiming: boolean
   readonly tlsCa: string | Buffer | undefined
+  readonly directWrite: boolean
 }
 
 function integer (name: string, value: number | undefined, fallback: number, min: number): number {
@@ -98,5 +104,6 @@ export function resolveOptions (options: UpstreamClientOptions): ResolvedUpstrea
     warmupPath: options.warmupPath ?? '/v1/models?limit=1',
     serverTiming: options.serverTiming ?? true,
     tlsCa: options.tlsCa,
+    directWrite: options.directWrite ?? true,
   })
 }

@@ -185,7 +185,7 @@ class UpstreamClientImpl implements UpstreamClient, HandlerOwner {
       reset: this.options.maxKeepAlive === 0,
     }
     const handler = new ForwardHandler(this, response, opts, body === null || Buffer.isBuffer(body), callback, options,
-      options?.rewriteBody, request.receivedAt ?? performance.now(), this.options.serverTiming)
+      options?.rewriteBody, request.receivedAt ?? performance.now(), this.options)
     this.#stats.requests++
     statsOf.set(handler, this.#stats)
     this.#running.add(handler)

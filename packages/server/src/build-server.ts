@@ -338,6 +338,7 @@ export function buildServer (options: ServerOptions): FastifyInstance {
   app.addHook('onClose', async () => {
     if (sweepTimer !== null) clearTimeout(sweepTimer)
     if (logFlushTimer !== null) clearInterval(logFlushTimer)
+    // Still flushed at process exit after this (lines logged after close, e.g. the shutdown summary).
     logDestination?.flushSync()
     metrics.close()
     if (ownsMonitor) monitor?.close()

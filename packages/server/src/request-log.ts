@@ -71,6 +71,12 @@ export function logRequest (log: object, record: RequestRecord, exchange: Exchan
   ;(logger[streamSym] as { write (line: string): unknown }).write(line)
 }
 
+const live = new Set<BatchedDestination>()
+let exitHookInstalled = false
+function flushAllAtExit (): void {
+  for (const destination of live) destination.flushSync()
+}
+
 export interface BatchedDestinationOptions {
   /** File descriptor, e.g. 1 for stdout. */
   fd: number
@@ -97,6 +103,13 @@ export class BatchedDestination {
     this.#fd = options.fd
     this.#batchBytes = options.batchBytes
     this.#buffer = Buffer.allocUnsafe(options.batchBytes * 2)
+    // Lines logged after the server closed (the last shutdown line, a second signal) still reach
+    // the fd: one exit handler for every open destination writes what is pending.
+    if (!exitHookInstalled) {
+      exitHookInstalled = true
+      process.once('exit', flushAllAtExit)
+    }
+    live.add(this)
   }
 
   write (line: string): boolean {

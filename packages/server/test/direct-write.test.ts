@@ -1,0 +1,217 @@
+import { once } from 'node:events'
+import { connect, type Socket } from 'node:net'
+import { afterAll, beforeAll, describe, expect, test } from 'vitest'
+import { type FakeUpstream, type RunningProxy, startFakeUpstream, startProxy } from './helpers.js'
+
+/**
+ * The response head and body go straight to the client socket on keep-alive connections
+ * ("direct write"), and through ServerResponse otherwise. These tests read the raw bytes
+ * the client receives, so framing, headers and connection handling are checked exactly.
+ */
+
+const EVENTS = [
+  'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","content":[],"model":"m","usage":{"input_tokens":3,"output_tokens":1}}}\n\n',
+  'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"h\u00e9llo \u2713"}}\n\n',
+  'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+]
+const JSON_BODY = '{"id":"msg_2","type":"message","content":[{"type":"text","text":"caf\u00e9"}],"usage":{"input_tokens":1,"output_tokens":2}}'
+
+interface RawResponse { statusLine: string, lines: string[], headers: [string, string][], body: Buffer, chunks: number[] | null }
+
+/** Reads HTTP/1.1 responses off a raw socket, one at a time, de-chunking by hand. */
+class RawReader {
+  #buffer = Buffer.alloc(0)
+  #waiters: (() => void)[] = []
+  ended = false
+
+  constructor (socket: Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      this.#buffer = Buffer.concat([this.#buffer, chunk])
+      for (const wake of this.#waiters.splice(0)) wake()
+    })
+    socket.on('close', () => {
+      this.ended = true
+      for (const wake of this.#waiters.splice(0)) wake()
+    })
+  }
+
+  async #need (predicate: () => number): Promise<number> {
+    for (;;) {
+      const at = predicate()
+      if (at >= 0) return at
+      if (this.ended) throw new Error(`connection closed with ${this.#buffer.length} unread bytes`)
+      await new Promise<void>((resolve) => this.#waiters.push(resolve))
+    }
+  }
+
+  #take (length: number): Buffer {
+    const out = this.#buffer.subarray(0, length)
+    this.#buffer = this.#buffer.subarray(length)
+    return out
+  }
+
+  async response (bodiless = false): Promise<RawResponse> {
+    const headEnd = await this.#need(() => this.#buffer.indexOf('\r\n\r\n'))
+    const lines = this.#take(headEnd + 4).toString('latin1').split('\r\n').slice(0, -2)
+    const statusLine = lines.shift() as string
+    const headers = lines.map((line) => {
+      const colon = line.indexOf(':')
+      return [line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()] as [string, string]
+    })
+    const get = (name: string): string | undefined => headers.find(([key]) => key === name)?.[1]
+    if (bodiless) return { statusLine, lines, headers, body: Buffer.alloc(0), chunks: null }
+    const length = get('content-length')
+    if (length !== undefined) {
+      await this.#need(() => this.#buffer.length >= Number(length) ? 0 : -1)
+      return { statusLine, lines, headers, body: Buffer.from(this.#take(Number(length))), chunks: null }
+    }
+    if (get('transfer-encoding') === 'chunked') {
+      const parts: Buffer[] = []
+      const chunks: number[] = []
+      for (;;) {
+        const lineEnd = await this.#need(() => this.#buffer.indexOf('\r\n'))
+        const size = Number.parseInt(this.#take(lineEnd + 2).toString('latin1'), 16)
+        await this.#need(() => this.#buffer.length >= size + 2 ? 0 : -1)
+        const data = this.#take(size + 2)
+        expect(data.subarray(size).toString('latin1')).toBe('\r\n')
+        if (size === 0) return { statusLine, lines, headers, body: Buffer.concat(parts), chunks }
+        chunks.push(size)
+        parts.push(Buffer.from(data.subarray(0, size)))
+      }
+    }
+    // Close-delimited.
+    await this.#need(() => this.ended ? 0 : -1)
+    return { statusLine, lines, headers, body: Buffer.from(this.#take(this.#buffer.length)), chunks: null }
+  }
+}
+
+function header (response: RawResponse, name: string): string | undefined {
+  return response.headers.find(([key]) => key === name)?.[1]
+}
+
+const REQUEST_HEADERS = 'host: proxy\r\nx-api-key: k\r\nanthropic-version: 2023-06-01\r\ncontent-type: application/json\r\n'
+
+function post (path: string, body: string, extra = ''): string {
+  return `POST ${path} HTTP/1.1\r\n${REQUEST_HEADERS}${extra}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
+}
+
+// The same wire results with direct write on (the default) and off; the casing of the framing
+// lines node:http adds ("Connection") and direct write adds ("connection") shows which path ran.
+describe.each([true, false])('directWrite %s', (directWrite) => {
+  let upstream: FakeUpstream
+  let proxy: RunningProxy
+  let port: number
+
+  beforeAll(async () => {
+    upstream = await startFakeUpstream((request, response) => {
+      if (request.url === '/v1/messages/stream') {
+        response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'request-id': 'req_sse', 'anthropic-ratelimit-requests-remaining': '99' })
+        let index = 0
+        const next = (): void => {
+          if (index === EVENTS.length) {
+            response.end()
+            return
+          }
+          response.write(EVENTS[index++])
+          setTimeout(next, 5)
+        }
+        next()
+      } else if (request.url === '/v1/messages/empty') {
+        response.writeHead(204, { 'request-id': 'req_204' })
+        response.end()
+      } else {
+        response.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(JSON_BODY), 'request-id': 'req_json', 'x-odd': 'caf\u00e9' })
+        response.end(JSON_BODY)
+      }
+    })
+    proxy = await startProxy(upstream.url, { upstream: { origin: upstream.url, directWrite } })
+    port = Number(new URL(proxy.url).port)
+  })
+
+  afterAll(async () => {
+    await proxy.close()
+    await upstream.close()
+  })
+
+  async function open (): Promise<{ socket: Socket, reader: RawReader }> {
+    const socket = connect(port, '127.0.0.1')
+    await once(socket, 'connect')
+    return { socket, reader: new RawReader(socket) }
+  }
+
+  test('keep-alive: JSON, a chunked SSE stream, a 204 and a HEAD on one connection, each framed exactly, upstream headers as sent', async () => {
+    const { socket, reader } = await open()
+    try {
+      socket.write(post('/v1/messages', '{"a":1}'))
+      const json = await reader.response()
+      expect(json.statusLine).toBe('HTTP/1.1 200 OK')
+      expect(json.body.toString('utf8')).toBe(JSON_BODY)
+      expect(header(json, 'content-length')).toBe(String(Buffer.byteLength(JSON_BODY)))
+      expect(header(json, 'request-id')).toBe('req_json')
+      // node:http (the fake upstream) sends this value as UTF-8 bytes; they arrive unchanged.
+      expect(Buffer.from(header(json, 'x-odd') as string, 'latin1')).toEqual(Buffer.from('caf\u00e9', 'utf8'))
+      expect(header(json, 'connection')).toBe('keep-alive')
+      expect(json.lines).toContain(directWrite ? 'connection: keep-alive' : 'Connection: keep-alive')
+      expect(header(json, 'keep-alive')).toBe('timeout=72')
+      expect(header(json, 'transfer-encoding')).toBeUndefined()
+      expect(header(json, 'server-timing')).toMatch(/^proxy;desc="apt overhead";dur=\d+\.\d{3}$/)
+
+      socket.write(post('/v1/messages/stream', '{"stream":true}'))
+      const sse = await reader.response()
+      expect(sse.statusLine).toBe('HTTP/1.1 200 OK')
+      expect(header(sse, 'transfer-encoding')).toBe('chunked')
+      expect(header(sse, 'content-type')).toBe('text/event-stream; charset=utf-8')
+      expect(header(sse, 'anthropic-ratelimit-requests-remaining')).toBe('99')
+      expect(sse.body.toString('utf8')).toBe(EVENTS.join(''))
+      expect(sse.chunks).toEqual(EVENTS.map((event) => Buffer.byteLength(event)))
+
+      socket.write(post('/v1/messages/empty', '{}'))
+      const empty = await reader.response(true)
+      expect(empty.statusLine).toBe('HTTP/1.1 204 No Content')
+      expect(header(empty, 'transfer-encoding')).toBeUndefined()
+
+      socket.write(`HEAD /v1/messages HTTP/1.1\r\n${REQUEST_HEADERS}\r\n`)
+      const head = await reader.response(true)
+      expect(head.statusLine).toBe('HTTP/1.1 200 OK')
+      expect(header(head, 'content-length')).toBe(String(Buffer.byteLength(JSON_BODY)))
+
+      // The connection is still in step: one more request gets its own complete answer.
+      socket.write(post('/v1/messages', '{"a":2}'))
+      expect((await reader.response()).body.toString('utf8')).toBe(JSON_BODY)
+      expect(reader.ended).toBe(false)
+    } finally {
+      socket.destroy()
+    }
+  })
+
+  test('pipelined requests in one packet are answered in order, each complete', async () => {
+    const { socket, reader } = await open()
+    try {
+      socket.write(post('/v1/messages/stream', '{"n":1}') + post('/v1/messages', '{"n":2}') + post('/v1/messages/stream', '{"n":3}'))
+      const first = await reader.response()
+      const second = await reader.response()
+      const third = await reader.response()
+      expect(first.body.toString('utf8')).toBe(EVENTS.join(''))
+      expect(second.body.toString('utf8')).toBe(JSON_BODY)
+      expect(third.body.toString('utf8')).toBe(EVENTS.join(''))
+    } finally {
+      socket.destroy()
+    }
+  })
+
+  test('connection: close and HTTP/1.0 requests go through ServerResponse: complete body, then the connection closes', async () => {
+    for (const request of [post('/v1/messages/stream', '{}', 'connection: close\r\n'), post('/v1/messages', '{}').replace('HTTP/1.1', 'HTTP/1.0')]) {
+      const { socket, reader } = await open()
+      try {
+        socket.write(request)
+        const response = await reader.response()
+        expect(response.statusLine).toBe('HTTP/1.1 200 OK')
+        expect(header(response, 'connection')).toBe('close')
+        expect([EVENTS.join(''), JSON_BODY]).toContain(response.body.toString('utf8'))
+        if (!reader.ended) await once(socket, 'close')
+      } finally {
+        socket.destroy()
+      }
+    }
+  })
+})
