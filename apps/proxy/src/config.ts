@@ -4,6 +4,9 @@ import { parseEnv } from 'node:util'
 import { parseAlertRules } from '@apt/monitor'
 import type { ServerOptions } from '@apt/server'
 
+/** A header value: tab, visible ASCII, space and obs-text; no CR, LF or other control character. */
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/
+
 /**
  * The only place that reads the environment. Every variable is validated, all
  * problems are reported together, and each package gets its own frozen slice.
@@ -126,6 +129,7 @@ export function loadConfig (input: Env): ConfigResult {
     const upstreamApiKey = env.ANTHROPIC_API_KEY
     const proxyKeys = (env.APT_PROXY_KEYS ?? '').split(',').map((key) => key.trim()).filter(Boolean)
     if (upstreamApiKey === undefined) errors.push('ANTHROPIC_API_KEY is required when APT_AUTH_MODE=managed')
+    else if (!HEADER_VALUE.test(upstreamApiKey)) errors.push('ANTHROPIC_API_KEY contains characters a header cannot carry (control characters such as CR or LF)')
     if (proxyKeys.length === 0) errors.push('APT_PROXY_KEYS (comma-separated client keys) is required when APT_AUTH_MODE=managed')
     auth = { mode: 'managed', upstreamApiKey: upstreamApiKey ?? '', proxyKeys }
   } else if (authMode !== 'passthrough') {
@@ -139,6 +143,7 @@ export function loadConfig (input: Env): ConfigResult {
   const metricsEnabled = boolean('ENABLE_METRICS_ENDPOINT', true)
   const metricsToken = env.METRICS_TOKEN
   const defaultVersion = env.APT_DEFAULT_ANTHROPIC_VERSION
+  if (defaultVersion !== undefined && !HEADER_VALUE.test(defaultVersion)) errors.push(`APT_DEFAULT_ANTHROPIC_VERSION contains characters a header cannot carry, got ${JSON.stringify(defaultVersion)}`)
   let tlsCa: Buffer | undefined
   if (env.APT_UPSTREAM_CA_FILE !== undefined) {
     try {

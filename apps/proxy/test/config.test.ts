@@ -74,6 +74,24 @@ describe('loadConfig', () => {
     expect(result.errors).toHaveLength(7)
   })
 
+  test('header values that could split an upstream request head are refused, and the key is never echoed', () => {
+    const result = loadConfig({
+      APT_AUTH_MODE: 'managed',
+      ANTHROPIC_API_KEY: 'sk-ant-secret\r\nx-injected: 1',
+      APT_PROXY_KEYS: 'team',
+      APT_DEFAULT_ANTHROPIC_VERSION: '2023-06-01\nx: y',
+      APT_UPSTREAM_ENGINE: 'fast',
+    })
+    expect(result.ok).toBe(false)
+    if (result.ok) return
+    expect(result.errors).toEqual([
+      "APT_UPSTREAM_ENGINE must be wire or undici, got 'fast'",
+      'ANTHROPIC_API_KEY contains characters a header cannot carry (control characters such as CR or LF)',
+      'APT_DEFAULT_ANTHROPIC_VERSION contains characters a header cannot carry, got "2023-06-01\\nx: y"',
+    ])
+    expect(result.errors.join('\n')).not.toContain('sk-ant-secret')
+  })
+
   test('profiles set defaults that explicit variables override', () => {
     const dev = loadConfig({ APT_PROFILE: 'development' })
     const load = loadConfig({ APT_PROFILE: 'loadtest', LOG_LEVEL: 'error' })

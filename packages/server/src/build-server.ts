@@ -40,6 +40,16 @@ function onClientError (error: NodeJS.ErrnoException, socket: Duplex): void {
   socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nrequest-id: ${requestId}\r\nconnection: close\r\n\r\n${body}`)
 }
 
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/
+
+/** Throws when a configured header could not be sent as one valid header line. */
+function checkHeader (name: string, value: string, what: string): void {
+  if (!HEADER_NAME.test(name) || typeof value !== 'string' || !HEADER_VALUE.test(value)) {
+    throw new TypeError(`${what} is not a valid HTTP header (control characters such as CR or LF are not allowed)`)
+  }
+}
+
 /** Log lines are written in batches of this many bytes, and at least this often (ms). */
 const LOG_BUFFER_BYTES = 16_384
 const LOG_FLUSH_MS = 500
@@ -70,6 +80,14 @@ interface RouteCounters { requests: number, errors: number, streams: number }
  * `/health`, `/ready`, `/anthropic/metrics` and `/metrics` are the proxy's own.
  */
 export function buildServer (options: ServerOptions): FastifyInstance {
+  // Configured values are written into upstream request heads as they are: refuse anything
+  // that could end a header line (the key itself is never echoed). Checked before anything starts.
+  const defaultHeaders: string[] = []
+  for (const [name, value] of Object.entries(options.defaultHeaders ?? {})) {
+    checkHeader(name, value, `defaultHeaders.${name}`)
+    defaultHeaders.push(name.toLowerCase(), value)
+  }
+  if (options.auth?.mode === 'managed') checkHeader('x-api-key', options.auth.upstreamApiKey, 'auth.upstreamApiKey')
   const ownsUpstream = !('forward' in options.upstream)
   const upstream: UpstreamClient = ownsUpstream
     ? createUpstreamClient(options.upstream as Parameters<typeof createUpstreamClient>[0])
@@ -188,8 +206,6 @@ export function buildServer (options: ServerOptions): FastifyInstance {
     logRequest(log, record, exchange)
   }
 
-  const defaultHeaders: string[] = []
-  for (const [name, value] of Object.entries(options.defaultHeaders ?? {})) defaultHeaders.push(name.toLowerCase(), value)
 
   const proxy = createProxyHandler({
     upstream,

@@ -68,6 +68,20 @@ describe('the proxy\'s own endpoints, auth and rewriting', () => {
     }
   })
 
+  test('configured header values that could split an upstream request head are refused at build time, without echoing the key', () => {
+    const origin = upstream.url
+    expect(() => server.buildServer({ upstream: { origin }, logger: false, defaultHeaders: { 'anthropic-version': '2023-06-01\r\nx-evil: 1' } }))
+      .toThrow(/defaultHeaders\.anthropic-version is not a valid HTTP header/)
+    let message = ''
+    try {
+      server.buildServer({ upstream: { origin }, logger: false, auth: { mode: 'managed', upstreamApiKey: 'sk-ant-secret\n', proxyKeys: ['a'] } })
+    } catch (error) {
+      message = (error as Error).message
+    }
+    expect(message).toMatch(/auth\.upstreamApiKey is not a valid HTTP header/)
+    expect(message).not.toContain('sk-ant-secret')
+  })
+
   test('pass-through auth: the client\'s credentials go upstream untouched', async () => {
     const proxy = await startProxy(upstream.url)
     try {
