@@ -303,7 +303,15 @@ class WireConnection {
       return
     }
     this.responded = true
-    const result = this.parser.execute(chunk)
+    let result: number | Error
+    try {
+      result = this.parser.execute(chunk)
+    } catch (error) {
+      // A handler callback threw (e.g. the client response could not take the head): fail this
+      // exchange and drop the connection, never the process.
+      this.destroy(error instanceof Error ? error : new Error(String(error)))
+      return
+    }
     if (result instanceof Error) {
       // llhttp's own code (HPE_*), as undici's HTTPParserError carries, not UND_ERR_SOCKET: the upstream
       // answered (badly), so this is no stale-socket failure and the request must not be replayed.

@@ -42,6 +42,40 @@ async function front (client: UpstreamClient): Promise<{ url: string, exchanges:
 }
 
 describe('@apt/adapter', () => {
+  test('a response the client side cannot take (head already sent) fails that exchange only: the process and the pool carry on', async () => {
+    const origin = await listen(createServer((_request, response) => {
+      response.writeHead(200, { 'content-type': 'application/json' })
+      response.end('{"ok":true}')
+    }))
+    const client = createUpstreamClient({ origin, engine })
+    cleanups.push(() => client.close())
+    const exchanges: Exchange[] = []
+    const server = createServer((request, response) => {
+      // This front answers before the upstream does, so writing the upstream's head must fail.
+      if (request.url === '/early') {
+        response.writeHead(202, { 'content-type': 'text/plain' })
+        response.flushHeaders()
+      }
+      client.forward({ method: 'GET', path: '/', headers: [], body: null }, response, (exchange) => {
+        exchanges.push(exchange)
+        if (!response.writableEnded) response.end()
+      })
+    })
+    const url = await listen(server)
+    const early = await fetch(`${url}/early`)
+    expect(early.status).toBe(202)
+    // Its head was already out, so the failed exchange cuts that response (a visible truncation).
+    await early.text().catch(() => {})
+    await new Promise((resolve) => setTimeout(resolve, 50))
+    expect(exchanges).toHaveLength(1)
+    expect(exchanges[0]?.error).not.toBeNull()
+    // The same client still serves the next request normally.
+    const normal = await fetch(`${url}/normal`)
+    expect(normal.status).toBe(200)
+    expect(await normal.json()).toEqual({ ok: true })
+    expect(exchanges[1]?.error).toBeNull()
+  })
+
   test('public API (sorted export names)', () => {
     expect(Object.keys(adapter).sort()).toEqual([
       'AdapterError', 'copyResponseHeaders', 'createUpstreamClient', 'prepareRequestHeaders', 'resolveOptions',
