@@ -53,7 +53,14 @@ async function runWorker (config: ProxyConfig): Promise<void> {
     }, config.shutdownTimeoutMs).unref()
     app.close().then(() => {
       clearTimeout(deadline)
-      app.log.info({ stats: app.apt.stats(), metrics: app.apt.metricsSnapshot().router_metrics }, 'shutdown complete')
+      // The final summary must never turn a clean drain into a failed exit.
+      let metrics: unknown = null
+      try {
+        metrics = app.apt.metricsSnapshot().router_metrics
+      } catch (error) {
+        app.log.error({ err: error }, 'could not read the final metrics')
+      }
+      app.log.info({ stats: app.apt.stats(), metrics }, 'shutdown complete')
       process.exit(0)
     }, (error: unknown) => {
       app.log.error({ err: error }, 'error while closing')

@@ -46,3 +46,26 @@ test('values beyond the largest recordable are clamped, not thrown', () => {
   distribution.recordAt(indexer.indexOf(scaled), scaled, 1e15)
   expect(distribution.summary().count).toBe(1)
 })
+
+test('merging a reset, reused histogram (grown array, small values again) into a mid-size one neither throws nor loses counts', () => {
+  const indexer = new HdrIndexer(3)
+  const record = (distribution: Distribution, value: number): void => {
+    const scaled = scaleValue(value)
+    distribution.recordAt(indexer.indexOf(scaled), scaled, value)
+  }
+  // A window slice: grew to an hour-long value, was reset when the window moved on, now holds small values.
+  const slice = new Distribution(3)
+  record(slice, 3_600_000)
+  slice.reset()
+  record(slice, 0.5)
+  record(slice, 2)
+  // The read-side scratch distribution: grown a little by earlier values.
+  const scratch = new Distribution(3)
+  record(scratch, 250)
+  expect(scratch.histogram.countsArrayLength).toBeLessThan(slice.histogram.countsArrayLength)
+  scratch.add(slice) // threw "RangeError: offset is out of bounds" in HdrHistogram's resize
+  expect(scratch.count).toBe(3)
+  expect(scratch.histogram.totalCount).toBe(3)
+  expect(scratch.summary()).toMatchObject({ count: 3, min: 0.5, max: 250 })
+  expect(scratch.percentile(50)).toBe(2)
+})

@@ -79,7 +79,10 @@ export class HdrIndexer {
  */
 function mergeCounts (target: Int32Histogram, source: Int32Histogram): void {
   if (target.countsArrayLength < source.countsArrayLength) {
-    target.resize(source.maxValue)
+    // Grow to cover the source's whole counts array, not just its current max: a reset,
+    // reused histogram keeps its grown array while its max starts again from 0, and sizing
+    // by that max could shrink the target (HdrHistogram's resize then throws a RangeError).
+    target.resize(source.highestEquivalentValue(source.valueFromIndex(source.countsArrayLength - 1)))
     target.highestTrackableValue = target.highestEquivalentValue(target.valueFromIndex(target.countsArrayLength - 1))
   }
   const length = Math.min(source.countsArrayLength, target.countsArrayLength)
