@@ -1,4 +1,5 @@
-import { closeSync, mkdtempSync, openSync, readFileSync } from 'node:fs'
+import { execFileSync } from 'node:child_process'
+import { closeSync, constants, mkdtempSync, openSync, readFileSync, readSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
@@ -104,4 +105,62 @@ describe('BatchedDestination', () => {
     closeSync(fd)
     expect(readFileSync(file, 'utf8')).toBe(expected.join(''))
   })
+
+  async function readFifoUntil (fd: number, want: number): Promise<string> {
+    let text = ''
+    const buffer = Buffer.alloc(65_536)
+    const deadline = Date.now() + 10_000
+    while (text.length < want && Date.now() < deadline) {
+      try {
+        const n = readSync(fd, buffer)
+        text += buffer.toString('utf8', 0, n)
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error
+        await new Promise((resolve) => setTimeout(resolve, 5))
+      }
+    }
+    return text
+  }
+
+  function fifo (): { writer: number, reader: number, close (): void } {
+    const path = join(mkdtempSync(join(tmpdir(), 'apt-log-')), 'fifo')
+    execFileSync('mkfifo', [path])
+    const writer = openSync(path, constants.O_RDWR | constants.O_NONBLOCK)
+    const reader = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
+    return { writer, reader, close: () => { closeSync(writer); closeSync(reader) } }
+  }
+
+  test('a full non-blocking pipe is never waited for: batches stay pending, are retried, and every line arrives in order', async () => {
+    const pipe = fifo()
+    try {
+      const destination = new BatchedDestination({ fd: pipe.writer, batchBytes: 1024 })
+      const lines = Array.from({ length: 3000 }, (_, i) => `{"n":${i},"pad":"${'p'.repeat(100)}"}\n`)
+      // About 360 KB into a pipe that holds 64 KB and that nobody reads yet: every write returns at once.
+      for (const line of lines) destination.write(line)
+      destination.flush()
+      const text = await readFifoUntil(pipe.reader, lines.join('').length)
+      expect(text).toBe(lines.join(''))
+      expect(destination.dropped).toBe(0)
+    } finally {
+      pipe.close()
+    }
+  })
+
+  test('past maxPendingBytes new lines are dropped and counted; those kept arrive whole and in order', async () => {
+    const pipe = fifo()
+    try {
+      const destination = new BatchedDestination({ fd: pipe.writer, batchBytes: 1024, maxPendingBytes: 16_384 })
+      const lines = Array.from({ length: 3000 }, (_, i) => `{"n":${i},"pad":"${'p'.repeat(100)}"}\n`)
+      for (const line of lines) destination.write(line)
+      destination.flush()
+      expect(destination.dropped).toBeGreaterThan(0)
+      const text = await readFifoUntil(pipe.reader, (lines.length - destination.dropped) * lines[0]!.length)
+      const kept = text.split('\n').filter(Boolean).map((line) => (JSON.parse(line) as { n: number }).n)
+      expect(kept.length + destination.dropped).toBe(lines.length)
+      expect(kept).toEqual([...kept].sort((a, b) => a - b))
+    } finally {
+      pipe.close()
+    }
+  })
 })
+

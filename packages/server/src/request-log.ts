@@ -1,4 +1,4 @@
-import { write as fsWrite, writeSync } from 'node:fs'
+import { writeSync } from 'node:fs'
 import pino from 'pino'
 import type { RequestRecord } from './metrics.js'
 
@@ -24,8 +24,24 @@ export interface ExchangeFacts {
 
 const INFO = 30
 
+/**
+ * Milliseconds rounded to the microsecond, as `String(Math.round(value * 1000) / 1000)` writes
+ * them, built from integers (V8's double-to-string conversion was 1.6 % of the proxy's CPU).
+ */
 function ms (value: number): string {
-  return value < 0 ? 'null' : String(Math.round(value * 1000) / 1000)
+  if (value < 0) return 'null'
+  const micros = Math.round(value * 1000)
+  const whole = Math.floor(micros / 1000)
+  let fraction = micros - whole * 1000
+  if (fraction === 0) return String(whole)
+  // Trailing zeros are dropped, as in the shortest round-trip form: 12.300 → 12.3.
+  let digits = 3
+  while (fraction % 10 === 0) {
+    fraction /= 10
+    digits--
+  }
+  const text = String(fraction)
+  return whole + (text.length < digits ? '.' + '00'.slice(0, digits - text.length) + text : '.' + text)
 }
 
 /** JSON string, or null. Plain values (no quote, backslash or control character) skip JSON.stringify. */
@@ -82,26 +98,44 @@ export interface BatchedDestinationOptions {
   fd: number
   /** Lines are written once this many bytes are pending. */
   batchBytes: number
+  /** Lines waiting for a full non-blocking fd beyond this many bytes are dropped (and counted). Default 8 MiB. */
+  maxPendingBytes?: number
 }
 
+/** EAGAIN retries at exit before what is left is given up (a reader that never drains must not hang exit). */
+const EXIT_RETRIES = 1000
+const RETRY_MS = 10
+
 /**
- * An asynchronous log destination: each line is encoded once, straight into a
- * preallocated batch buffer, and a full batch goes out in one `fs.write()` (the
- * owner also calls `flush()` on a timer, and `flushSync()` at exit). Writes never
- * overlap, so lines keep their order; a busy or non-blocking fd (EAGAIN) is retried.
+ * A batching log destination: each line is encoded once, straight into a preallocated
+ * batch buffer, and a full batch (or what the owner's timer finds, or what is left at
+ * exit) goes out in one synchronous `write()`.
+ *
+ * Synchronous on purpose: one syscall per 16 KiB batch. The asynchronous `fs.write` this
+ * replaced cost a thread-pool hand-off per batch whose context switches landed on the
+ * proxy's own core (3.8 % of its CPU; docs/performance.md, change 12). A blocking fd behaves
+ * as Node's own stdout does on Linux. A non-blocking fd that is full (EAGAIN: a slow reader
+ * on a pipe) is never waited for: the batch stays pending and is retried 10 ms later, and
+ * beyond `maxPendingBytes` new lines are dropped and counted in `dropped`.
  */
 export class BatchedDestination {
   readonly #fd: number
   readonly #batchBytes: number
+  readonly #maxPendingBytes: number
   #buffer: Buffer
   #length = 0
-  /** Batches waiting for the write in flight. */
+  /** Full batches a full fd has not taken yet, and how far the first one got. */
   readonly #pending: Buffer[] = []
-  #writing = false
+  #pendingBytes = 0
+  #offset = 0
+  #retry: NodeJS.Timeout | null = null
+  /** Lines dropped because the fd stayed full, or failed. */
+  dropped = 0
 
   constructor (options: BatchedDestinationOptions) {
     this.#fd = options.fd
     this.#batchBytes = options.batchBytes
+    this.#maxPendingBytes = options.maxPendingBytes ?? 8 * 1024 * 1024
     this.#buffer = Buffer.allocUnsafe(options.batchBytes * 2)
     // Lines logged after the server closed (the last shutdown line, a second signal) still reach
     // the fd: one exit handler for every open destination writes what is pending.
@@ -115,12 +149,19 @@ export class BatchedDestination {
   write (line: string): boolean {
     const room = this.#buffer.length - this.#length
     // A UTF-8 character takes at most 3 bytes per UTF-16 unit: measure only when it might not fit.
-    if (line.length * 3 > room && Buffer.byteLength(line) > room) {
-      this.#rotate()
-      if (Buffer.byteLength(line) > this.#buffer.length) {
-        this.#pending.push(Buffer.from(line))
-        this.flush()
-        return true
+    if (line.length * 3 > room) {
+      const bytes = Buffer.byteLength(line)
+      if (bytes > room) {
+        this.#rotate()
+        if (this.#pendingBytes + bytes > this.#maxPendingBytes) {
+          this.dropped++
+          return true
+        }
+        if (bytes > this.#buffer.length) {
+          this.#queue(Buffer.from(line))
+          this.flush()
+          return true
+        }
       }
     }
     this.#length += this.#buffer.write(line, this.#length, 'utf8')
@@ -128,56 +169,69 @@ export class BatchedDestination {
     return true
   }
 
-  /** Start writing what is pending (no-op while a write is in flight; it continues after). */
+  /** Write every pending batch now, as far as the fd takes it without waiting. */
   flush (): void {
-    if (this.#writing) return
-    if (this.#length !== 0) this.#rotate()
-    const next = this.#pending.length === 1 ? this.#pending.pop() as Buffer : this.#pending.length === 0 ? null : Buffer.concat(this.#pending.splice(0))
-    if (next === null) return
-    this.#writing = true
-    this.#writeOut(next, 0)
+    this.#rotate()
+    this.#drain(false)
   }
 
-  #writeOut (data: Buffer, offset: number): void {
-    fsWrite(this.#fd, data, offset, data.length - offset, null, (error, written) => {
-      if (error !== null) {
-        if ((error as NodeJS.ErrnoException).code === 'EAGAIN') {
-          setTimeout(() => { this.#writeOut(data, offset) }, 10).unref()
-          return
-        }
-        // Nowhere left to report a broken log fd: drop this batch, keep serving.
-        this.#writing = false
-        return
-      }
-      if (offset + written < data.length) {
-        this.#writeOut(data, offset + written)
-        return
-      }
-      this.#writing = false
-      if (this.#pending.length !== 0 || this.#length >= this.#batchBytes) this.flush()
-    })
+  /** At exit: write what is pending, retrying a full fd a bounded number of times. */
+  flushSync (): void {
+    this.#rotate()
+    for (let attempt = 0; attempt < EXIT_RETRIES && this.#pending.length !== 0; attempt++) this.#drain(true)
+  }
+
+  #queue (batch: Buffer): void {
+    this.#pending.push(batch)
+    this.#pendingBytes += batch.length
   }
 
   /** Move the current batch to the pending list and start a fresh buffer. */
   #rotate (): void {
     if (this.#length === 0) return
-    this.#pending.push(this.#buffer.subarray(0, this.#length))
-    this.#buffer = Buffer.allocUnsafe(this.#batchBytes * 2)
+    if (this.#pendingBytes + this.#length > this.#maxPendingBytes) {
+      this.dropped += countLines(this.#buffer, this.#length)
+    } else {
+      this.#queue(this.#buffer.subarray(0, this.#length))
+      this.#buffer = Buffer.allocUnsafe(this.#batchBytes * 2)
+    }
     this.#length = 0
   }
 
-  /** Write everything pending now (at exit). A write already in flight finishes on its own. */
-  flushSync (): void {
-    this.#rotate()
-    for (const batch of this.#pending.splice(0)) {
-      let offset = 0
-      while (offset < batch.length) {
-        try {
-          offset += writeSync(this.#fd, batch, offset, batch.length - offset)
-        } catch (error) {
-          if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') return
+  #drain (atExit: boolean): void {
+    while (this.#pending.length !== 0) {
+      const batch = this.#pending[0] as Buffer
+      let written: number
+      try {
+        written = writeSync(this.#fd, batch, this.#offset, batch.length - this.#offset)
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'EAGAIN') {
+          if (!atExit && this.#retry === null) {
+            this.#retry = setTimeout(() => {
+              this.#retry = null
+              this.#drain(false)
+            }, RETRY_MS).unref()
+          }
+          return
         }
+        // Nowhere left to report a broken log fd: drop what is pending, keep serving.
+        for (const dropped of this.#pending.splice(0)) this.dropped += countLines(dropped, dropped.length)
+        this.#pendingBytes = 0
+        this.#offset = 0
+        return
+      }
+      this.#offset += written
+      if (this.#offset === batch.length) {
+        this.#pending.shift()
+        this.#pendingBytes -= batch.length
+        this.#offset = 0
       }
     }
   }
+}
+
+function countLines (buffer: Buffer, length: number): number {
+  let lines = 0
+  for (let at = buffer.indexOf(10); at !== -1 && at < length; at = buffer.indexOf(10, at + 1)) lines++
+  return lines
 }
