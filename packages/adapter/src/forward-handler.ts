@@ -228,11 +228,25 @@ export class ForwardHandler implements Exchange {
   /** Direct write of one body chunk (framed when chunked); false when the socket is full. */
   #writeDirect (socket: Socket, chunk: Buffer | string): boolean {
     if (!this.#chunked) return socket.write(chunk)
-    const length = typeof chunk === 'string' ? Buffer.byteLength(chunk) : chunk.length
+    const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
+    const length = data.length
     if (length === 0) return true
+    const size = length.toString(16)
+    if (length <= FRAME_COPY_BYTES) {
+      // An SSE event: size line, data and CRLF copied into one buffer and one write() call,
+      // ~20 % cheaper per event than three corked writes (side measurement, change 13).
+      const framed = Buffer.allocUnsafe(size.length + length + 4)
+      let at = framed.write(size, 0, 'latin1')
+      framed[at++] = 13
+      framed[at++] = 10
+      at += data.copy(framed, at)
+      framed[at++] = 13
+      framed[at] = 10
+      return socket.write(framed)
+    }
     socket.cork()
-    socket.write(length.toString(16) + '\r\n', 'latin1')
-    socket.write(chunk)
+    socket.write(size + '\r\n', 'latin1')
+    socket.write(data)
     const written = socket.write('\r\n', 'latin1')
     socket.uncork()
     return written
@@ -413,6 +427,9 @@ function keepAliveLines (ms: number): string {
   }
   return keepAliveText
 }
+
+/** Chunks up to this size are framed by copying (one write); larger ones by three corked writes. */
+const FRAME_COPY_BYTES = 16_384
 
 function uncork (socket: Socket): void {
   socket.uncork()

@@ -16,6 +16,8 @@ const EVENTS = [
 ]
 const JSON_BODY = '{"id":"msg_2","type":"message","content":[{"type":"text","text":"caf\u00e9"}],"usage":{"input_tokens":1,"output_tokens":2}}'
 
+const BIG = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 7 + (i >> 8)) & 0xff))
+
 interface RawResponse { statusLine: string, lines: string[], headers: [string, string][], body: Buffer, chunks: number[] | null }
 
 /** Reads HTTP/1.1 responses off a raw socket, one at a time, de-chunking by hand. */
@@ -116,6 +118,12 @@ describe.each([true, false])('directWrite %s', (directWrite) => {
           setTimeout(next, 5)
         }
         next()
+      } else if (request.url === '/v1/messages/big') {
+        // Chunked, with one piece far above the 16 KiB copy-framing threshold.
+        response.writeHead(200, { 'content-type': 'application/octet-stream', 'request-id': 'req_big' })
+        response.write(BIG.subarray(0, 100))
+        response.write(BIG.subarray(100, BIG.length - 10))
+        response.end(BIG.subarray(BIG.length - 10))
       } else if (request.url === '/v1/messages/empty') {
         response.writeHead(204, { 'request-id': 'req_204' })
         response.end()
@@ -164,6 +172,11 @@ describe.each([true, false])('directWrite %s', (directWrite) => {
       expect(header(sse, 'anthropic-ratelimit-requests-remaining')).toBe('99')
       expect(sse.body.toString('utf8')).toBe(EVENTS.join(''))
       expect(sse.chunks).toEqual(EVENTS.map((event) => Buffer.byteLength(event)))
+
+      socket.write(post('/v1/messages/big', '{}'))
+      const big = await reader.response()
+      expect(header(big, 'transfer-encoding')).toBe('chunked')
+      expect(big.body.equals(BIG)).toBe(true)
 
       socket.write(post('/v1/messages/empty', '{}'))
       const empty = await reader.response(true)
