@@ -365,7 +365,8 @@ class WireConnection {
     if (this.headersList.length !== 0) this.headersList = [] // trailers: not forwarded
     this.clearTimer()
     this.handler = null
-    this.paused = false
+    // `paused` stays as it is: a socket paused for this response's last chunk is resumed by
+    // #release before it serves anyone else (clearing the flag here left it paused for good).
     handler.onComplete(null)
     if (!this.writingBody) this.#release()
   }

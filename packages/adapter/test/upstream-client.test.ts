@@ -120,6 +120,33 @@ describe('@apt/adapter', () => {
     expect(await refused.text()).toBe('APT_ADAPTER_CLOSED')
   })
 
+  test('a response whose last chunk met back-pressure leaves its upstream connection usable for the next request', async () => {
+    const body = Buffer.alloc(200_000, 'y')
+    const origin = await listen(createServer((request, response) => {
+      const small = request.url === '/small'
+      response.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': small ? 2 : body.length })
+      response.end(small ? 'ok' : body)
+    }))
+    const client = createUpstreamClient({ origin, engine, maxConnections: 1, directWrite: false })
+    cleanups.push(() => client.destroy())
+    const url = await listen(createServer((request, response) => {
+      // Every write reports a full client socket, the last one included; 'drain' follows a moment later.
+      const write = response.write.bind(response) as (chunk: Buffer) => boolean
+      response.write = ((chunk: Buffer) => {
+        write(chunk)
+        setTimeout(() => response.emit('drain'), 1)
+        return false
+      }) as typeof response.write
+      client.forward({ method: 'GET', path: request.url as string, headers: [], body: null }, response, () => {})
+    }))
+    const big = await fetch(`${url}/big`)
+    expect((await big.arrayBuffer()).byteLength).toBe(body.length)
+    // Same single upstream connection: it must not have been pooled while still paused.
+    const small = await fetch(`${url}/small`, { signal: AbortSignal.timeout(5_000) })
+    expect(await small.text()).toBe('ok')
+    expect(client.stats().connectionsOpened).toBe(1)
+  })
+
   test('back-pressure: a client that does not read pauses the upstream instead of buffering', async () => {
     const chunk = Buffer.alloc(64 * 1024, 'x')
     let written = 0
