@@ -114,6 +114,8 @@ export class ForwardHandler implements Exchange {
   #socket: Socket | null = null
   /** Direct write of a body without content-length: each chunk is framed here. */
   #chunked = false
+  /** The client socket is corked until the end of this tick. */
+  #holding = false
 
   constructor (
     owner: HandlerOwner,
@@ -217,16 +219,29 @@ export class ForwardHandler implements Exchange {
     response._header = head
     response._headerSent = true
     this.#socket = socket
-    if (!facts.isEventStream) {
-      // Head, body and end of a response that arrives in one read leave in one writev.
-      socket.cork()
-      process.nextTick(uncork, socket)
-    }
+    this.#hold(socket)
     socket.write(head, 'latin1')
+  }
+
+  /**
+   * Cork the client socket until the end of this tick (as ServerResponse does): everything one
+   * upstream read produces (head, events, the final chunk) leaves in one writev.
+   */
+  #hold (socket: Socket): void {
+    if (this.#holding) return
+    this.#holding = true
+    socket.cork()
+    process.nextTick(release, this, socket)
+  }
+
+  /** @internal the end of a #hold */
+  released (): void {
+    this.#holding = false
   }
 
   /** Direct write of one body chunk (framed when chunked); false when the socket is full. */
   #writeDirect (socket: Socket, chunk: Buffer | string): boolean {
+    this.#hold(socket)
     if (!this.#chunked) return socket.write(chunk)
     const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
     const length = data.length
@@ -254,6 +269,7 @@ export class ForwardHandler implements Exchange {
 
   /** Direct write: finish the body framing, then let node:http finish the response. */
   #endDirect (socket: Socket, last?: string): void {
+    this.#hold(socket)
     if (last !== undefined) this.#writeDirect(socket, last)
     if (this.#chunked) socket.write('0\r\n\r\n', 'latin1')
     this.#response.end()
@@ -431,7 +447,8 @@ function keepAliveLines (ms: number): string {
 /** Chunks up to this size are framed by copying (one write); larger ones by three corked writes. */
 const FRAME_COPY_BYTES = 16_384
 
-function uncork (socket: Socket): void {
+function release (handler: ForwardHandler, socket: Socket): void {
+  handler.released()
   socket.uncork()
 }
 
