@@ -344,7 +344,12 @@ class WireConnection {
     if (!shouldKeepAlive) this.keepAlive = false
     else this.#readKeepAliveHint(list)
     this.setTimer('body', this.pool.options.bodyTimeoutMs)
-    if (!handler.onHeaders(statusCode, list, this.resume, statusText)) this.#pause()
+    // Bound to this exchange: a late 'drain' from a finished exchange's client must not resume a
+    // socket that a later exchange paused for its own back-pressure.
+    const resume = (): void => {
+      if (this.handler === handler) this.resume()
+    }
+    if (!handler.onHeaders(statusCode, list, resume, statusText)) this.#pause()
     return this.isHead ? 1 : 0
   }
 
