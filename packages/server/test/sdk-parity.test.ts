@@ -127,6 +127,23 @@ describe('the official SDK through the proxy behaves exactly as against the API 
     expect(await proxied.beta.files.delete(uploaded.id)).toEqual({ id: uploaded.id, type: 'file_deleted' })
   })
 
+  test('40 concurrent file round trips (upload, download, delete) all complete byte-exact over reused connections', async () => {
+    // Uploads and downloads of 300 KB at once meet back-pressure on both sides; a connection
+    // pooled in the wrong state would leave a later request hanging here.
+    const bytes = Buffer.alloc(300_000)
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 13) % 251
+    const roundTrip = async (): Promise<boolean> => {
+      const uploaded = await proxied.beta.files.upload({ file: await toFile(bytes, 'data.bin', { type: 'application/octet-stream' }) }, { timeout: 10_000 })
+      const content = Buffer.from(await (await proxied.beta.files.download(uploaded.id, { timeout: 10_000 })).arrayBuffer())
+      await proxied.beta.files.delete(uploaded.id, { timeout: 10_000 })
+      return content.equals(bytes)
+    }
+    for (let round = 0; round < 2; round++) {
+      const results = await Promise.all(Array.from({ length: 20 }, roundTrip))
+      expect(results.every(Boolean)).toBe(true)
+    }
+  }, 40_000)
+
   test.each([
     [400, Anthropic.BadRequestError], [401, Anthropic.AuthenticationError], [403, Anthropic.PermissionDeniedError],
     [404, Anthropic.NotFoundError], [429, Anthropic.RateLimitError], [500, Anthropic.InternalServerError],
