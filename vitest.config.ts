@@ -24,7 +24,7 @@ export default defineConfig({
           name: 'undici-engine',
           include: [
             'packages/adapter/test/upstream-client.test.ts',
-            'packages/server/test/{faults,headers,sdk-parity,stream-bytes,request-streaming,endpoints,direct-write}.test.ts',
+            'packages/server/test/{faults,headers,sdk-parity,stream-bytes,request-streaming,endpoints,direct-write,mixed-traffic}.test.ts',
           ],
           env: { APT_TEST_ENGINE: 'undici' },
         },
