@@ -275,6 +275,9 @@ class WireConnection {
         } else {
           ok = socket.write(chunk)
         }
+        // As undici does: the headers timeout counts from the last progress of the body, so a long
+        // upload is not cut by it while it is still moving.
+        this.#bodyProgress()
         if (!ok) await new Promise<void>((resolve) => { this.pool.waitDrain(this, resolve) })
       }
       if (this.destroyed) return
@@ -286,12 +289,17 @@ class WireConnection {
       }
       if (chunked) socket.write('0\r\n\r\n')
       this.writingBody = false
+      this.#bodyProgress()
     } catch (error) {
       this.writingBody = false
       // The body source failed (client gone, body too large): the request is half-written.
       if (this.handler === handler) this.destroy(error as Error)
       else if (this.handler === null) this.destroy(null)
     }
+  }
+
+  #bodyProgress (): void {
+    if (this.timerKind === 'headers') this.timer?.refresh()
   }
 
   // --- receiving -------------------------------------------------------------

@@ -230,6 +230,30 @@ describe('wire engine', () => {
     expect(received[0]?.equals(Buffer.concat(Array.from({ length: count }, () => chunk)))).toBe(true)
   })
 
+  test('a slow upload longer than the headers timeout is not cut while it is still moving (the timeout counts from its last progress)', async () => {
+    const upstream = createServer(async (request, response) => {
+      const body = await readBody(request)
+      response.end(String(body?.length ?? -1))
+    })
+    const origin = await listen(upstream)
+    const client = wireClient(origin, { headersTimeoutMs: 300 })
+    async function * trickle (): AsyncGenerator<Buffer> {
+      for (let i = 0; i < 10; i++) {
+        await sleep(100)
+        yield Buffer.alloc(1000, 'u')
+      }
+    }
+    const { url, exchanges } = await front(client, (request) => ({
+      method: 'POST', path: request.url as string, headers: ['content-type', 'application/octet-stream'], body: trickle(),
+    }))
+    // About 1 s of upload against a 300 ms headers timeout.
+    const response = await fetch(`${url}/v1/files`, { method: 'POST' })
+    expect(response.status).toBe(200)
+    expect(await response.text()).toBe('10000')
+    expect(exchanges[0]?.error).toBeNull()
+    expect(client.stats().timeouts.headers).toBe(0)
+  })
+
   test('a Readable body with a content-length header is sent as is (no chunked framing) and arrives intact', async () => {
     const received: { headers: IncomingMessage['headers'], body: Buffer | null }[] = []
     const upstream = createServer(async (request, response) => {
