@@ -38,6 +38,10 @@ function proxyCommand(preload?: string): string {
 const TEST_TOLERANCES: Record<string, Tolerance> = {
   ...Object.fromEntries(Object.keys(DEFAULT_TOLERANCES).map((kind) => [kind, { relative: 3 }])),
   throughput_ratio: { relative: 0.75 },
+  // A quick run takes p99 at c=1 from a few hundred requests while the CLI's own quick run
+  // competes for the CPU: one scheduling spike moves it 5-10x (seen once in CI-like conditions).
+  // The slowed target is caught by its p50, so the tail only needs to tolerate that noise.
+  added_latency_p99_rel: { relative: 15 },
   upstream_reuse: { absolute: 0.05 },
   paced_streams_ratio: { relative: 1 },
   error_rate: { absolute: 0.01 },
