@@ -117,7 +117,7 @@ class UpstreamClientImpl implements UpstreamClient, HandlerOwner {
   constructor (options: ResolvedUpstreamOptions) {
     this.options = options
     const stats = this.#stats
-    this.#clientOptions = {}
+    this.#clientOptions = {} // undici's options; the wire engine has none (set below for undici)
     if (options.engine === 'wire') {
       this.#wire = new WirePool({
         origin: options.origin,

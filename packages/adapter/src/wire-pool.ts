@@ -562,7 +562,7 @@ export class WirePool {
     const size = this.#all.size
     const free = this.#free.length
     const connected = size - this.#connecting
-    return { connected, free, pending: this.#queue.length, queued: this.#queue.length, running: size - free - 0, size }
+    return { connected, free, pending: this.#queue.length, queued: this.#queue.length, running: size - free, size }
   }
 
   /** Stop taking requests; resolve once every running request has finished and every socket is closed. */
