@@ -63,7 +63,7 @@ export interface HandlerOwner {
 
 const kHandler = Symbol('apt.forwardHandler')
 
-interface ResponseWithHandler extends ServerResponse { [kHandler]?: ForwardHandler }
+interface ResponseWithHandler extends ServerResponse { [kHandler]?: ForwardHandler | undefined }
 
 function onResponseClose (this: ResponseWithHandler): void {
   const handler = this[kHandler]
@@ -418,7 +418,8 @@ export class ForwardHandler implements Exchange {
       clearTimeout(this.poolTimer)
       this.poolTimer = null
     }
-    delete this.#response[kHandler]
+    // Not `delete`: that would turn every ServerResponse into a dictionary-mode object.
+    this.#response[kHandler] = undefined
     this.#response.removeListener('close', onResponseClose)
     this.#owner.settle(this)
     this.#callback(this)
