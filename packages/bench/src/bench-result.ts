@@ -129,7 +129,16 @@ export interface MemoryFigures {
   streams: number
   idleRssKb: number
   peakRssKb: number
+  /** (peak − idle) ÷ streams, from a process that has seen only a little traffic, KiB. */
   kbPerStream: number
+  /**
+   * The cost of one more open stream once the process is loaded: RSS with
+   * `streams` long streams open, then with `streams` more, the difference ÷
+   * `streams`, KiB. A garbage-collected runtime's one-off growth to its working
+   * size (V8's young generation) is in `kbPerStream` but not here. Absent when
+   * it could not be measured (a stream failed, or the run was interrupted).
+   */
+  marginalKbPerStream?: number
 }
 
 export interface ReuseFigures {

@@ -70,6 +70,7 @@ export const DEFAULT_TOLERANCES: Readonly<Record<string, Tolerance>> = Object.fr
   paced_streams_ratio: { relative: 0.5 },
   first_event_p50_ratio: { relative: 1.5, absolute: 0.5 },
   memory_kb_per_stream: { relative: 0.5, absolute: 16 },
+  memory_marginal_kb_per_stream: { relative: 0.5, absolute: 16 },
   error_rate: { absolute: 0.001 },
 })
 
@@ -143,6 +144,7 @@ export function gateFigures(result: BenchResult, target = PROXY): GateFigure[] {
       better: 'lower',
     },
     { key: 'memory_kb_per_stream', label: `RSS per open stream, KiB (${own?.memory?.streams ?? result.settings.memoryStreams} streams)`, value: finite(own?.memory?.kbPerStream), better: 'lower' },
+    { key: 'memory_marginal_kb_per_stream', label: `RSS per further open stream, loaded, KiB (${own?.memory?.streams ?? result.settings.memoryStreams} more)`, value: finite(own?.memory?.marginalKbPerStream), better: 'lower' },
     { key: 'error_rate', label: 'error rate (all requests)', value: finite(errorRate(own)), better: 'lower' },
   ]
 }
@@ -240,6 +242,7 @@ export function sanityCheck(result: BenchResult, target = PROXY): GateReport {
     ['first event', own?.ttfe?.addedFirstEventP50Us != null],
     ['paced streams', (own?.stall?.levels.length ?? 0) > 0 && (direct?.stall?.levels.length ?? 0) > 0],
     ['memory', own?.memory != null],
+    ['memory per further stream', own?.memory?.marginalKbPerStream != null],
   ]
   const missing = produced.filter(([, present]) => !present).map(([name]) => name)
   rows.push({

@@ -55,6 +55,15 @@ export function evaluatePerformanceTargets(result: BenchResult): PerformanceTarg
   })
   const memory = proxy?.memory?.kbPerStream
   rows.push({ figure: `RSS per open stream (${proxy?.memory?.streams ?? '?'} streams)`, target: '≤ 16 KiB', now: memory == null ? 'n/a' : `${memory.toFixed(1)} KiB`, reference: '', met: memory == null ? null : memory <= 16 })
+  const marginal = proxy?.memory?.marginalKbPerStream
+  const nginxMarginal = result.figures.nginx?.memory?.marginalKbPerStream
+  rows.push({
+    figure: `RSS per further open stream, loaded (${proxy?.memory?.streams ?? '?'} → ${(proxy?.memory?.streams ?? 0) * 2} streams)`,
+    target: '≤ 16 KiB',
+    now: marginal == null ? 'n/a' : `${marginal.toFixed(1)} KiB`,
+    reference: nginxMarginal == null ? '' : `nginx ${nginxMarginal.toFixed(1)} KiB`,
+    met: marginal == null ? null : marginal <= 16,
+  })
   const reuse = proxy?.reuse?.reuse
   rows.push({ figure: `upstream connection reuse (c=${proxy?.reuse?.concurrency ?? '?'})`, target: '≥ 0.999', now: reuse == null ? 'n/a' : reuse.toFixed(4), reference: '', met: reuse == null ? null : reuse >= 0.999 })
   return rows

@@ -46,6 +46,10 @@ import type { UpstreamCounters } from './upstream-stats-hook.js'
 const DISTRIBUTION_PERCENTILES = [1, 5, 10, 25, 50, 75, 90, 95, 97.5, 99, 99.5, 99.9, 99.99, 100]
 const GENERATOR_SATURATED_PERCENT = 90
 const TIMELINE_EVERY_MS = 250
+/** Marginal memory: slow streams (10 events a second each), 1 s to settle after the ramp, 0.5 s of RSS samples. */
+const MARGINAL_PACE_MS = 100
+const MARGINAL_SETTLE_MS = 1000
+const MARGINAL_SAMPLE_MS = 500
 
 interface Target {
   info: TargetInfo
@@ -320,7 +324,8 @@ class BenchRun {
   }
 
   #memoryEstimateMs(): number {
-    return 1000 + this.#waveEstimateMs()
+    const settleMs = this.#settings.streamRampMs + MARGINAL_SETTLE_MS
+    return 1000 + this.#waveEstimateMs() + 3 * settleMs + 2 * MARGINAL_SAMPLE_MS + 1000
   }
 
   #waveEstimateMs(): number {
@@ -381,9 +386,44 @@ class BenchRun {
         })
         if (wave.interrupted || idle === null || peak === null) return
         this.#error(target, wave.firstError)
-        this.#rawOf(target.info.name).memory = { streams, idleRssKb: idle, peakRssKb: peak, kbPerStream: round((peak - idle) / streams, 2) }
+        const figures: MemoryFigures = { streams, idleRssKb: idle, peakRssKb: peak, kbPerStream: round((peak - idle) / streams, 2) }
+        this.#rawOf(target.info.name).memory = figures
+        const marginal = await this.#marginalMemory(target.info.url, probe, streams)
+        if (marginal !== null) figures.marginalKbPerStream = marginal
       })
     }
+  }
+
+  /**
+   * RSS per stream once loaded: `streams` slow streams are opened and held, RSS
+   * is read, then `streams` more are opened beside them and RSS is read again.
+   * Slow pacing keeps the load side's event rate far below what it sustains.
+   */
+  async #marginalMemory(url: string, probe: ProcessProbe, streams: number): Promise<number | null> {
+    const s = this.#settings
+    const settleMs = s.streamRampMs + MARGINAL_SETTLE_MS
+    const events = Math.ceil((2 * settleMs + 2 * MARGINAL_SAMPLE_MS + 1000) / MARGINAL_PACE_MS)
+    const request = messageRequest({ stream: true, deltas: Math.max(1, events - this.#streamOverheadEvents), paceMs: MARGINAL_PACE_MS })
+    const wave = () => runStreamWave({ url, streams, request, expectedEvents: events, stallLimitMs: 60_000, rampMs: s.streamRampMs, signal: this.#signal })
+    const highest = async (): Promise<number | null> => {
+      let top: number | null = null
+      for (let elapsed = 0; elapsed < MARGINAL_SAMPLE_MS && !this.#aborted; elapsed += 50) {
+        probe.refresh()
+        const rss = probe.rssKb()
+        if (rss !== null && (top === null || rss > top)) top = rss
+        await delay(50)
+      }
+      return top
+    }
+    const first = wave()
+    await delay(settleMs)
+    const one = await highest()
+    const second = wave()
+    await delay(settleMs)
+    const two = await highest()
+    const [a, b] = await Promise.all([first, second])
+    if (a.interrupted || b.interrupted || a.failed + b.failed > 0 || one === null || two === null) return null
+    return round(Math.max(0, two - one) / streams, 2)
   }
 
   async #latency(): Promise<void> {

@@ -174,6 +174,10 @@ function streamingSection(result: BenchResult, names: string[]): string[] {
       const figures = memory(name)
       return figures == null ? '-' : `${figures.kbPerStream.toFixed(1)} @${figures.streams}`
     })
+    table.row('Memory per further stream, loaded (KiB)', (name) => {
+      const figures = memory(name)
+      return figures?.marginalKbPerStream == null ? '-' : `${figures.marginalKbPerStream.toFixed(1)} @${figures.streams * 2}`
+    })
     lines.push(...table.lines())
     const loadSide = stall(DIRECT)?.maxStreamsHeld
     if (loadSide !== undefined) {
@@ -195,6 +199,7 @@ function summarySection(result: BenchResult, names: string[]): string[] {
   table.row('Added first event P99 (µs)', (name) => signed(f(name).ttfe?.addedFirstEventP99Us))
   table.row('Paced streams held', (name) => int(f(name).stall?.maxStreamsHeld))
   table.row('Memory per stream (KiB)', (name) => ratio(f(name).memory?.kbPerStream, 1))
+  table.row('Memory per further stream (KiB)', (name) => ratio(f(name).memory?.marginalKbPerStream, 1))
   table.row(`Upstream reuse (c=${result.settings.concurrencyLevels.at(-1)})`, (name) => ratio(f(name).reuse?.reuse, 4))
   return [...lines, ...table.lines()]
 }

@@ -114,6 +114,7 @@ describe('run() in quick mode against the emulator', () => {
     for (const level of [...(proxy.stall?.levels ?? []), ...(direct.stall?.levels ?? [])]) expect(level.failed).toBe(0)
     expect(proxy.memory?.streams).toBe(result.settings.memoryStreams)
     expect(proxy.memory?.kbPerStream).toBeGreaterThanOrEqual(0)
+    expect(proxy.memory?.marginalKbPerStream).toBeGreaterThanOrEqual(0)
     expect(result.generatorMaxCpuPercent).toBeGreaterThan(0)
     expect(result.machine.cpus).toBeGreaterThan(0)
     expect(sanityCheck(result).regressed).toBe(false)

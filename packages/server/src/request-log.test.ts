@@ -154,7 +154,7 @@ describe('BatchedDestination', () => {
       for (const line of lines) destination.write(line)
       destination.flush()
       expect(destination.dropped).toBeGreaterThan(0)
-      const text = await readFifoUntil(pipe.reader, (lines.length - destination.dropped) * lines[0]!.length)
+      const text = await readFifoUntil(pipe.reader, (lines.length - destination.dropped) * (lines[0] as string).length)
       const kept = text.split('\n').filter(Boolean).map((line) => (JSON.parse(line) as { n: number }).n)
       expect(kept.length + destination.dropped).toBe(lines.length)
       expect(kept).toEqual([...kept].sort((a, b) => a - b))
