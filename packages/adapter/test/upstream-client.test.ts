@@ -186,6 +186,60 @@ describe('@apt/adapter', () => {
     upstreamResponse?.destroy()
   })
 
+  test('back-pressure on a stream of small SSE events (gathered per upstream read): held back, then delivered complete and in order', async () => {
+    const pad = 'x'.repeat(4000)
+    const total = 12_000 // about 48 MB of 4 KB events
+    let sent = 0
+    let written = 0
+    let blocked = false
+    const upstream = createServer((_request, response) => {
+      response.writeHead(200, { 'content-type': 'text/event-stream' })
+      const pump = (): void => {
+        while (sent < total) {
+          const event = `event: content_block_delta\ndata: {"i":${sent},"pad":"${pad}"}\n\n`
+          sent++
+          written += event.length
+          if (!response.write(event)) {
+            blocked = true
+            response.once('drain', pump)
+            return
+          }
+        }
+        response.end()
+      }
+      pump()
+    })
+    const origin = await listen(upstream)
+    const client = createUpstreamClient({ origin, engine })
+    cleanups.push(() => client.destroy())
+    const { url } = await front(client)
+    const response = await fetch(`${url}/v1/messages`, { method: 'POST', body: '{"stream":true}' })
+    await new Promise((resolve) => setTimeout(resolve, 400))
+    // Nobody reads: only socket buffers may lie between the upstream and the client.
+    expect(blocked).toBe(true)
+    expect(written).toBeLessThan(32 * 1024 * 1024)
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+    const decoder = new TextDecoder()
+    let text = ''
+    let next = 0
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) break
+      text += decoder.decode(value, { stream: true })
+      let end = text.indexOf('\n\n')
+      while (end !== -1) {
+        const event = text.slice(0, end)
+        text = text.slice(end + 2)
+        const index = Number(/"i":(\d+)/.exec(event)?.[1])
+        if (index !== next || !event.endsWith(`"pad":"${pad}"}`)) throw new Error(`event ${next} arrived as ${index}`)
+        next++
+        end = text.indexOf('\n\n')
+      }
+    }
+    expect(next).toBe(total)
+    expect(text).toBe('')
+  })
+
   test('HTTP/2 to a TLS upstream when allowH2 is set (certificate trusted through tlsCa, still verified)', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'apt-h2-'))
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),

@@ -111,6 +111,11 @@ export interface StallLevel {
   peakRssKb: number | null
   /** (peak − idle) ÷ streams, KiB. */
   kbPerStream: number | null
+  /**
+   * The target's CPU time over the last wave ÷ the events it delivered (its requests
+   * included), µs; null when the CPU time cannot be read. For direct, the emulator's.
+   */
+  cpuUsPerEvent: number | null
   generatorCpuPercent: number
 }
 

@@ -562,7 +562,7 @@ class BenchRun {
         const held = await this.#step('streaming', `${target.info.name} ${streams} paced streams`, estimate, async () => {
           const level: StallLevel = {
             streams, held: false, attempts: 0, clean: 0, stalled: 0, failed: 0, firstError: null, maxGapMs: 0,
-            p99FirstEventMs: 0, maxFirstEventMs: 0, idleRssKb: null, peakRssKb: null, kbPerStream: null, generatorCpuPercent: 0,
+            p99FirstEventMs: 0, maxFirstEventMs: 0, idleRssKb: null, peakRssKb: null, kbPerStream: null, cpuUsPerEvent: null, generatorCpuPercent: 0,
           }
           const probe = target.probe
           while (level.attempts < 2 && !level.held && !this.#aborted) {
@@ -571,6 +571,7 @@ class BenchRun {
             probe?.refresh()
             const idle = probe?.rssKb() ?? null
             let peak = idle
+            const cpuStart = probe?.cpuTicks() ?? null
             const wave = await runStreamWave({
               url: target.info.url,
               streams,
@@ -589,6 +590,11 @@ class BenchRun {
                   }),
             })
             if (wave.interrupted) return false
+            const cpuEnd = probe?.cpuTicks() ?? null
+            const events = (wave.clean + wave.stalled) * s.streamEvents
+            level.cpuUsPerEvent = cpuStart === null || cpuEnd === null || events === 0
+              ? null
+              : round(((cpuEnd - cpuStart) * 1e6) / clockTicksPerSecond() / events, 1)
             level.attempts++
             level.held = wave.clean === streams
             level.clean = wave.clean

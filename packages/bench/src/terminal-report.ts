@@ -165,6 +165,9 @@ function streamingSection(result: BenchResult, names: string[]): string[] {
     for (const streams of levels) {
       table.row(`  worst gap at ${streams} (ms)`, (name) => ms(stall(name)?.levels.find((entry) => entry.streams === streams)?.maxGapMs))
     }
+    for (const streams of levels) {
+      table.row(`  CPU per event at ${streams} (µs)`, (name) => ms(stall(name)?.levels.find((entry) => entry.streams === streams)?.cpuUsPerEvent))
+    }
     table.row('Largest level held', (name) => int(stall(name)?.maxStreamsHeld))
     table.row('Held ÷ load side (direct)', (name) => (name === DIRECT ? '-' : ratio(stall(name)?.ratioToDirect)))
     const memory = (name: string) => figuresOf(result, name).memory
@@ -198,6 +201,8 @@ function summarySection(result: BenchResult, names: string[]): string[] {
   table.row(`Throughput ÷ direct (c=${result.settings.concurrencyLevels.at(-1)})`, (name) => ratio(f(name).throughput?.at(-1)?.ratioToDirect, 3))
   table.row('Added first event P99 (µs)', (name) => signed(f(name).ttfe?.addedFirstEventP99Us))
   table.row('Paced streams held', (name) => int(f(name).stall?.maxStreamsHeld))
+  const firstLevel = result.settings.streamLevels[0]
+  table.row(`CPU per streamed event (µs, ${firstLevel ?? '?'} streams)`, (name) => ms(f(name).stall?.levels.find((entry) => entry.streams === firstLevel)?.cpuUsPerEvent))
   table.row('Memory per stream (KiB)', (name) => ratio(f(name).memory?.kbPerStream, 1))
   table.row('Memory per further stream (KiB)', (name) => ratio(f(name).memory?.marginalKbPerStream, 1))
   table.row(`Upstream reuse (c=${result.settings.concurrencyLevels.at(-1)})`, (name) => ratio(f(name).reuse?.reuse, 4))

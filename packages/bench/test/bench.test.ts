@@ -112,6 +112,7 @@ describe('run() in quick mode against the emulator', () => {
     expect(proxy.stall?.levels.length).toBeGreaterThan(0)
     expect(direct.stall?.levels.length).toBeGreaterThan(0)
     for (const level of [...(proxy.stall?.levels ?? []), ...(direct.stall?.levels ?? [])]) expect(level.failed).toBe(0)
+    for (const level of proxy.stall?.levels ?? []) expect(level.cpuUsPerEvent).toBeGreaterThan(0)
     expect(proxy.memory?.streams).toBe(result.settings.memoryStreams)
     expect(proxy.memory?.kbPerStream).toBeGreaterThanOrEqual(0)
     expect(proxy.memory?.marginalKbPerStream).toBeGreaterThanOrEqual(0)
