@@ -1,5 +1,5 @@
 import { once } from 'node:events'
-import { createServer, type Server, type ServerResponse } from 'node:http'
+import { createServer, type Server } from 'node:http'
 import { createSecureServer } from 'node:http2'
 import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
@@ -24,6 +24,30 @@ async function listen (server: Server): Promise<string> {
   await once(server, 'listening')
   cleanups.push(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+/**
+ * An upstream that writes `next()` until it returns null, honouring back-pressure:
+ * `written` counts the bytes handed to its socket, `blocked` says a write had to wait.
+ */
+function pumpingUpstream (contentType: string, next: () => Buffer | string | null): { server: Server, written: number, blocked: boolean } {
+  const state = { server: undefined as unknown as Server, written: 0, blocked: false }
+  state.server = createServer((_request, response) => {
+    response.writeHead(200, { 'content-type': contentType })
+    const pump = (): void => {
+      for (let chunk = next(); chunk !== null; chunk = next()) {
+        state.written += chunk.length
+        if (!response.write(chunk)) {
+          state.blocked = true
+          response.once('drain', pump)
+          return
+        }
+      }
+      response.end()
+    }
+    pump()
+  })
+  return state
 }
 
 /** A front server that forwards every request through the client and reports the exchange. */
@@ -149,75 +173,40 @@ describe('@apt/adapter', () => {
 
   test('back-pressure: a client that does not read pauses the upstream instead of buffering', async () => {
     const chunk = Buffer.alloc(64 * 1024, 'x')
-    let written = 0
-    let blocked = false
-    let upstreamResponse: ServerResponse | undefined
-    const upstream = createServer((_request, response) => {
-      upstreamResponse = response
-      response.writeHead(200, { 'content-type': 'application/octet-stream' })
-      const pump = (): void => {
-        while (written < 256 * 1024 * 1024) {
-          written += chunk.length
-          if (!response.write(chunk)) {
-            blocked = true
-            response.once('drain', pump)
-            return
-          }
-        }
-        response.end()
-      }
-      pump()
-    })
-    const origin = await listen(upstream)
+    let sent = 0
+    const upstream = pumpingUpstream('application/octet-stream', () => (sent++ < 4096 ? chunk : null))
+    const origin = await listen(upstream.server)
     const client = createUpstreamClient({ origin, engine })
     cleanups.push(() => client.destroy())
     const { url } = await front(client)
     const response = await fetch(`${url}/v1/files/big/content`)
     await new Promise((resolve) => setTimeout(resolve, 400))
     // Nobody reads: the upstream must be held back long before 256 MB, with only socket buffers in between.
-    expect(blocked).toBe(true)
-    expect(written).toBeLessThan(32 * 1024 * 1024)
+    expect(upstream.blocked).toBe(true)
+    expect(upstream.written).toBeLessThan(32 * 1024 * 1024)
     const reader = (response.body as ReadableStream<Uint8Array>).getReader()
     let received = 0
     while (received < 8 * 1024 * 1024) received += (await reader.read()).value?.length ?? 0
     // Reading resumes the flow.
-    expect(written).toBeGreaterThan(8 * 1024 * 1024)
+    expect(upstream.written).toBeGreaterThan(8 * 1024 * 1024)
     await reader.cancel()
-    upstreamResponse?.destroy()
+    upstream.server.closeAllConnections()
   })
 
-  test('back-pressure on a stream of small SSE events (gathered per upstream read): held back, then delivered complete and in order', async () => {
+  test('back-pressure on a stream of small SSE events: held back, then delivered complete and in order', async () => {
     const pad = 'x'.repeat(4000)
     const total = 12_000 // about 48 MB of 4 KB events
     let sent = 0
-    let written = 0
-    let blocked = false
-    const upstream = createServer((_request, response) => {
-      response.writeHead(200, { 'content-type': 'text/event-stream' })
-      const pump = (): void => {
-        while (sent < total) {
-          const event = `event: content_block_delta\ndata: {"i":${sent},"pad":"${pad}"}\n\n`
-          sent++
-          written += event.length
-          if (!response.write(event)) {
-            blocked = true
-            response.once('drain', pump)
-            return
-          }
-        }
-        response.end()
-      }
-      pump()
-    })
-    const origin = await listen(upstream)
+    const upstream = pumpingUpstream('text/event-stream', () => (sent < total ? `event: content_block_delta\ndata: {"i":${sent++},"pad":"${pad}"}\n\n` : null))
+    const origin = await listen(upstream.server)
     const client = createUpstreamClient({ origin, engine })
     cleanups.push(() => client.destroy())
     const { url } = await front(client)
     const response = await fetch(`${url}/v1/messages`, { method: 'POST', body: '{"stream":true}' })
     await new Promise((resolve) => setTimeout(resolve, 400))
     // Nobody reads: only socket buffers may lie between the upstream and the client.
-    expect(blocked).toBe(true)
-    expect(written).toBeLessThan(32 * 1024 * 1024)
+    expect(upstream.blocked).toBe(true)
+    expect(upstream.written).toBeLessThan(32 * 1024 * 1024)
     const reader = (response.body as ReadableStream<Uint8Array>).getReader()
     const decoder = new TextDecoder()
     let text = ''
