@@ -29,6 +29,19 @@ export default defineConfig({
           env: { APT_TEST_ENGINE: 'undici' },
         },
       },
+      {
+        // The wire engine with llhttp fed from the socket's JavaScript stream instead of reading the
+        // socket itself (APT_WIRE_CONSUME=false, the fallback for a socket without a native stream).
+        extends: true,
+        test: {
+          name: 'wire-stream-reads',
+          include: [
+            'packages/adapter/test/{upstream-client,wire-engine}.test.ts',
+            'packages/server/test/{faults,stream-bytes,direct-write,mixed-traffic}.test.ts',
+          ],
+          env: { APT_TEST_WIRE_CONSUME: 'false' },
+        },
+      },
     ],
   },
 })

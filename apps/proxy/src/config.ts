@@ -114,6 +114,7 @@ export function loadConfig (input: Env): ConfigResult {
   const engine = env.APT_UPSTREAM_ENGINE ?? 'wire'
   if (engine !== 'wire' && engine !== 'undici') errors.push(`APT_UPSTREAM_ENGINE must be wire or undici, got '${engine}'`)
   const directWrite = boolean('APT_DIRECT_WRITE', true)
+  const wireConsume = boolean('APT_WIRE_CONSUME', true)
   const warmupConnections = integer('PRODUCTION_WARMUP_CONNECTIONS', 0, 0, 65_536)
   if (warmupConnections > maxConnections) errors.push(`PRODUCTION_WARMUP_CONNECTIONS (${warmupConnections}) must not exceed ANTHROPIC_MAX_CONNECTIONS (${maxConnections})`)
   const connectTimeoutMs = integer('APT_CONNECT_TIMEOUT_MS', 5_000, 1)
@@ -171,6 +172,7 @@ export function loadConfig (input: Env): ConfigResult {
       allowH2,
       engine: engine as 'wire' | 'undici',
       directWrite,
+      wireConsume,
       replayBodyLimitBytes: chunkSize,
       warmupConnections,
       ...(tlsCa === undefined ? {} : { tlsCa }),

@@ -22,6 +22,7 @@ describe('resolveOptions', () => {
       serverTiming: true,
       tlsCa: undefined,
       directWrite: true,
+      wireConsume: true,
     })
   })
 

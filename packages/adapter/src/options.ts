@@ -43,6 +43,11 @@ export interface UpstreamClientOptions {
    * response, instead of through ServerResponse (which still finishes the response). Default true.
    */
   directWrite?: boolean
+  /**
+   * Wire engine: llhttp reads each upstream socket itself in C++, as node:http's server does,
+   * instead of through the socket's JavaScript stream. Default true.
+   */
+  wireConsume?: boolean
 }
 
 export interface ResolvedUpstreamOptions {
@@ -63,6 +68,7 @@ export interface ResolvedUpstreamOptions {
   readonly serverTiming: boolean
   readonly tlsCa: string | Buffer | undefined
   readonly directWrite: boolean
+  readonly wireConsume: boolean
 }
 
 function integer (name: string, value: number | undefined, fallback: number, min: number): number {
@@ -105,5 +111,6 @@ export function resolveOptions (options: UpstreamClientOptions): ResolvedUpstrea
     serverTiming: options.serverTiming ?? true,
     tlsCa: options.tlsCa,
     directWrite: options.directWrite ?? true,
+    wireConsume: options.wireConsume ?? true,
   })
 }

@@ -127,6 +127,7 @@ class UpstreamClientImpl implements UpstreamClient, HandlerOwner {
         headersTimeoutMs: options.headersTimeoutMs,
         bodyTimeoutMs: options.bodyTimeoutMs,
         tlsCa: options.tlsCa,
+        consume: options.wireConsume,
         onConnectionOpened: () => { stats.connectionsOpened++ },
         onSend: (handler, reused) => {
           takePendingSocketOwner() // set by onConnect for undici's channel, which the wire engine does not publish

@@ -9,10 +9,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, test } from 'vitest'
 import * as adapter from '@apt/adapter'
-import { createUpstreamClient, type Exchange, type UpstreamClient } from '@apt/adapter'
+import { createUpstreamClient as create, type Exchange, type UpstreamClient, type UpstreamClientOptions } from '@apt/adapter'
 
 /** The vitest project "undici-engine" runs this file again with APT_TEST_ENGINE=undici. */
 const engine = (process.env.APT_TEST_ENGINE ?? 'wire') as 'wire' | 'undici'
+/** The vitest project "wire-stream-reads" runs it with APT_TEST_WIRE_CONSUME=false. */
+const createUpstreamClient = (options: UpstreamClientOptions): UpstreamClient => create({ wireConsume: process.env.APT_TEST_WIRE_CONSUME !== 'false', ...options })
 
 const cleanups: (() => Promise<void> | void)[] = []
 afterEach(async () => {

@@ -1,5 +1,10 @@
+import { execFileSync } from 'node:child_process'
 import { once } from 'node:events'
+import { mkdtempSync, readFileSync } from 'node:fs'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { type AddressInfo, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net'
 import { Readable } from 'node:stream'
 import { afterEach, describe, expect, test } from 'vitest'
@@ -75,7 +80,8 @@ async function rawUpstream (reply: (socket: Socket, line: string, connection: nu
 }
 
 function wireClient (origin: string, options: Omit<Parameters<typeof createUpstreamClient>[0], 'origin' | 'engine'> = {}): UpstreamClient {
-  const client = createUpstreamClient({ origin, engine: 'wire', ...options })
+  // The vitest project "wire-stream-reads" runs this file with APT_TEST_WIRE_CONSUME=false.
+  const client = createUpstreamClient({ origin, engine: 'wire', wireConsume: process.env.APT_TEST_WIRE_CONSUME !== 'false', ...options })
   cleanups.push(() => client.destroy())
   return client
 }
@@ -523,5 +529,75 @@ describe('wire engine', () => {
     expect(pairs.filter(([name]) => name === 'anthropic-beta')).toEqual([['anthropic-beta', 'a'], ['anthropic-beta', 'b']])
     expect(pairs.filter(([name]) => name === 'host')).toEqual([['host', new URL(origin).host]])
     expect(pairs.filter(([name]) => name === 'x-api-key')).toEqual([['x-api-key', 'k']])
+  })
+
+  test('bytes an upstream sends on an idle pooled connection drop that connection; the next request opens a fresh one', async () => {
+    const upstream = await rawUpstream((socket) => {
+      socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok')
+      // Unsolicited, after the response: a connection that does this cannot be trusted again.
+      setTimeout(() => socket.write('HTTP/1.1 408 Request Timeout\r\ncontent-length: 0\r\n\r\n'), 30)
+    })
+    const { url } = await front(wireClient(upstream.origin))
+    expect(await (await fetch(`${url}/first`)).text()).toBe('ok')
+    await waitFor(() => upstream.connections[0]?.destroyed === true || upstream.connections[0]?.readableEnded === true, 'the idle connection to be dropped')
+    expect(await (await fetch(`${url}/second`)).text()).toBe('ok')
+    expect(upstream.requests.map((request) => request.connection)).toEqual([0, 1])
+  })
+
+  test('over TLS (llhttp reading the TLS stream itself): a 4 MB chunked body arrives intact, and the connection is reused', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'apt-wire-tls-'))
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+      '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' })
+    const cert = readFileSync(join(dir, 'cert.pem'))
+    const body = Buffer.alloc(4 * 1024 * 1024)
+    for (let i = 0; i < body.length; i++) body[i] = (i * 7 + (i >> 12)) & 0xff
+    const sockets = new Set<unknown>()
+    const upstream = createHttpsServer({ key: readFileSync(join(dir, 'key.pem')), cert }, (request, response) => {
+      sockets.add(request.socket)
+      response.writeHead(200, { 'content-type': 'application/octet-stream' })
+      for (let at = 0; at < body.length; at += 100_000) response.write(body.subarray(at, at + 100_000))
+      response.end()
+    })
+    upstream.listen(0, '127.0.0.1')
+    await once(upstream, 'listening')
+    cleanups.push(() => new Promise<void>((resolve) => { upstream.closeAllConnections(); upstream.close(() => resolve()) }))
+    const client = wireClient(`https://127.0.0.1:${(upstream.address() as AddressInfo).port}`, { tlsCa: cert })
+    const { url } = await front(client)
+    for (let i = 0; i < 2; i++) {
+      const received = Buffer.from(await (await fetch(`${url}/v1/files/f/content`)).arrayBuffer())
+      expect(received.equals(body)).toBe(true)
+    }
+    expect(sockets.size).toBe(1)
+  })
+
+  test('an observer that throws in the middle of a body fails only its exchange; the next request is served on a fresh connection', async () => {
+    const upstream = await rawUpstream((socket, line) => {
+      if (line.includes('/throw')) {
+        socket.write('HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nfirst\r\n')
+        setTimeout(() => socket.write('6\r\nsecond\r\n0\r\n\r\n'), 30)
+      } else {
+        socket.write('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok')
+      }
+    })
+    const client = wireClient(upstream.origin)
+    const failed: Exchange[] = []
+    const server = createServer((request, response) => {
+      let chunks = 0
+      // A response tap that breaks on the second chunk, inside llhttp's body callback.
+      const onResponseStart = (): { data (): void } => ({
+        data () {
+          if (++chunks === 2) throw new Error('tap failed')
+        },
+      })
+      client.forward({ method: 'GET', path: request.url as string, headers: [], body: null }, response, (exchange) => {
+        if (exchange.error !== null) failed.push(exchange)
+        if (!response.writableEnded) response.destroy()
+      }, request.url === '/throw' ? { onResponseStart } : {})
+    })
+    const url = await listen(server)
+    expect(await fetch(`${url}/throw`).then((response) => response.text()).catch(() => 'cut')).not.toBe('firstsecond')
+    await waitFor(() => failed.length === 1, 'the throwing exchange to fail')
+    expect(await (await fetch(`${url}/after`)).text()).toBe('ok')
+    expect(upstream.requests.map((request) => request.connection)).toEqual([0, 1])
   })
 })

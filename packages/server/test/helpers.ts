@@ -15,6 +15,8 @@ export interface RunningProxy {
 
 /** Build the proxy in front of `origin` and listen on a real loopback port. */
 const TEST_ENGINE = (process.env.APT_TEST_ENGINE ?? 'wire') as 'wire' | 'undici'
+/** The vitest project "wire-stream-reads" sets APT_TEST_WIRE_CONSUME=false. */
+const TEST_WIRE_CONSUME = process.env.APT_TEST_WIRE_CONSUME !== 'false'
 
 export async function startProxy (origin: string, options: Partial<ServerOptions> = {}, port = 0): Promise<RunningProxy> {
   const logs: string[] = []
@@ -30,7 +32,7 @@ export async function startProxy (origin: string, options: Partial<ServerOptions
     metrics: { processMetrics: false },
     ...options,
     // The vitest project "undici-engine" runs the proxy suites again with APT_TEST_ENGINE=undici.
-    upstream: { engine: TEST_ENGINE, ...(options.upstream ?? { origin, keepAliveTimeoutMs: 4_000 }) } as ServerOptions['upstream'],
+    upstream: { engine: TEST_ENGINE, wireConsume: TEST_WIRE_CONSUME, ...(options.upstream ?? { origin, keepAliveTimeoutMs: 4_000 }) } as ServerOptions['upstream'],
   })
   await app.listen({ port, host: '127.0.0.1' })
   const address = app.server.address() as AddressInfo
