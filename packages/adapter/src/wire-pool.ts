@@ -134,6 +134,8 @@ class WireConnection {
   timer: NodeJS.Timeout | null = null
   timerKind: 'connect' | 'headers' | 'body' | 'idle' | null = null
   timerMs = 0
+  /** When the response body last moved (performance.now()): the body timer is checked lazily against it. */
+  bodyAt = 0
   readonly resume: () => void
 
   constructor (pool: WirePool, exchange: Exchange) {
@@ -263,7 +265,14 @@ class WireConnection {
     switch (kind) {
       case 'connect': this.destroy(new WireError('UND_ERR_CONNECT_TIMEOUT', 'Connect Timeout Error')); break
       case 'headers': this.destroy(new WireError('UND_ERR_HEADERS_TIMEOUT', 'Headers Timeout Error')); break
-      case 'body': this.destroy(new WireError('UND_ERR_BODY_TIMEOUT', 'Body Timeout Error')); break
+      case 'body': {
+        // Body progress does not re-arm the timer (a timer list insert per chunk); it is checked here.
+        const limit = this.pool.options.bodyTimeoutMs
+        const left = limit - (performance.now() - this.bodyAt)
+        if (left >= 1) this.setTimer('body', Math.ceil(left))
+        else this.destroy(new WireError('UND_ERR_BODY_TIMEOUT', 'Body Timeout Error'))
+        break
+      }
       case 'idle': this.destroy(null); break
     }
   }
@@ -435,6 +444,7 @@ class WireConnection {
     if (handler === null) return 1
     if (!shouldKeepAlive) this.keepAlive = false
     else this.#readKeepAliveHint(list)
+    this.bodyAt = performance.now()
     this.setTimer('body', this.pool.options.bodyTimeoutMs)
     // Bound to this exchange: a late 'drain' from a finished exchange's client must not resume a
     // socket that a later exchange paused for its own back-pressure.
@@ -448,7 +458,7 @@ class WireConnection {
   #onBody (chunk: Buffer): void {
     const handler = this.handler
     if (handler === null) return
-    if (this.timerKind === 'body') this.timer?.refresh()
+    if (this.timerKind === 'body') this.bodyAt = performance.now()
     if (!handler.onData(chunk)) this.#pause()
   }
 

@@ -34,6 +34,16 @@ describe('faults', () => {
         setTimeout(() => socket.destroy(), 20)
       } else if (url.startsWith('/v1/messages/slow-headers')) {
         setTimeout(() => { if (!response.destroyed) response.end('{}') }, 2_000)
+      } else if (url.startsWith('/v1/messages/move-then-stall')) {
+        // Moves for 1 s (beyond the 300 ms body timeout), then falls silent.
+        response.writeHead(200, SSE_HEAD)
+        response.write(START)
+        let n = 0
+        const timer = setInterval(() => {
+          if (response.destroyed || ++n > 20) { clearInterval(timer); return }
+          response.write(DELTA)
+        }, 50)
+        response.on('close', () => clearInterval(timer))
       } else if (url.startsWith('/v1/messages/stall')) {
         response.writeHead(200, SSE_HEAD)
         response.write(START)
@@ -121,6 +131,25 @@ describe('faults', () => {
     expect(events.map((e) => e.event)).toEqual(['message_start', 'error'])
     expect(JSON.parse(events[1]?.data ?? '{}').error.type).toBe('timeout_error')
     expect(proxy.app.apt.stats().timeouts.body).toBeGreaterThanOrEqual(1)
+  })
+
+  test('the body timeout counts from the last chunk: a stream that moves for longer is not cut, and is cut once it falls silent', async () => {
+    const whole = await fetch(`${proxy.url}/v1/messages/long`, { method: 'POST', body: '{"stream":true}' })
+    const longEvents = parseSse((await readTimed(whole)).text)
+    expect(longEvents).toHaveLength(200)
+    expect(longEvents.every((e) => e.event === 'content_block_delta')).toBe(true)
+
+    const response = await fetch(`${proxy.url}/v1/messages/move-then-stall`, { method: 'POST', body: '{"stream":true}' })
+    const { chunks, text } = await readTimed(response)
+    const events = parseSse(text)
+    expect(events.map((e) => e.event)).toEqual(['message_start', ...Array(20).fill('content_block_delta'), 'error'])
+    expect(JSON.parse(events.at(-1)?.data ?? '{}').error.type).toBe('timeout_error')
+    // Cut about one timeout (300 ms) after the last delta: not before it, and (wire engine) not a
+    // whole extra period late. undici checks its timeouts on a coarse tick (measured ~900 ms here).
+    const lastDelta = chunks.findLast((chunk) => chunk.text.includes('content_block_delta')) as { at: number }
+    const cut = chunks.at(-1) as { at: number }
+    expect(cut.at - lastDelta.at).toBeGreaterThanOrEqual(280)
+    expect(cut.at - lastDelta.at).toBeLessThan(process.env.APT_TEST_ENGINE === 'undici' ? 2_000 : 560)
   })
 
   test('a stale pooled socket that fails before any response byte is replayed once on another connection', async () => {
