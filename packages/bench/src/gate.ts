@@ -144,7 +144,7 @@ export function gateFigures(result: BenchResult, target = PROXY): GateFigure[] {
       better: 'lower',
     },
     { key: 'memory_kb_per_stream', label: `RSS per open stream, KiB (${own?.memory?.streams ?? result.settings.memoryStreams} streams)`, value: finite(own?.memory?.kbPerStream), better: 'lower' },
-    { key: 'memory_marginal_kb_per_stream', label: `RSS per further open stream, loaded, KiB (${own?.memory?.streams ?? result.settings.memoryStreams} more)`, value: finite(own?.memory?.marginalKbPerStream), better: 'lower' },
+    { key: 'memory_marginal_kb_per_stream', label: `RSS per further stream, loaded, KiB (+${own?.memory?.streams ?? result.settings.memoryStreams})`, value: finite(own?.memory?.marginalKbPerStream), better: 'lower' },
     { key: 'error_rate', label: 'error rate (all requests)', value: finite(errorRate(own)), better: 'lower' },
   ]
 }

@@ -58,7 +58,7 @@ export function evaluatePerformanceTargets(result: BenchResult): PerformanceTarg
   const marginal = proxy?.memory?.marginalKbPerStream
   const nginxMarginal = result.figures.nginx?.memory?.marginalKbPerStream
   rows.push({
-    figure: `RSS per further open stream, loaded (${proxy?.memory?.streams ?? '?'} → ${(proxy?.memory?.streams ?? 0) * 2} streams)`,
+    figure: `RSS per further stream, loaded (${proxy?.memory?.streams ?? '?'} → ${(proxy?.memory?.streams ?? 0) * 2})`,
     target: '≤ 16 KiB',
     now: marginal == null ? 'n/a' : `${marginal.toFixed(1)} KiB`,
     reference: nginxMarginal == null ? '' : `nginx ${nginxMarginal.toFixed(1)} KiB`,

@@ -177,7 +177,7 @@ function streamingSection(result: BenchResult, names: string[]): string[] {
       const figures = memory(name)
       return figures == null ? '-' : `${figures.kbPerStream.toFixed(1)} @${figures.streams}`
     })
-    table.row('Memory per further stream, loaded (KiB)', (name) => {
+    table.row('Memory per further stream (KiB)', (name) => {
       const figures = memory(name)
       return figures?.marginalKbPerStream == null ? '-' : `${figures.marginalKbPerStream.toFixed(1)} @${figures.streams * 2}`
     })
@@ -202,7 +202,7 @@ function summarySection(result: BenchResult, names: string[]): string[] {
   table.row('Added first event P99 (µs)', (name) => signed(f(name).ttfe?.addedFirstEventP99Us))
   table.row('Paced streams held', (name) => int(f(name).stall?.maxStreamsHeld))
   const firstLevel = result.settings.streamLevels[0]
-  table.row(`CPU per streamed event (µs, ${firstLevel ?? '?'} streams)`, (name) => ms(f(name).stall?.levels.find((entry) => entry.streams === firstLevel)?.cpuUsPerEvent))
+  table.row(`CPU per event (µs, ${firstLevel ?? '?'} streams)`, (name) => ms(f(name).stall?.levels.find((entry) => entry.streams === firstLevel)?.cpuUsPerEvent))
   table.row('Memory per stream (KiB)', (name) => ratio(f(name).memory?.kbPerStream, 1))
   table.row('Memory per further stream (KiB)', (name) => ratio(f(name).memory?.marginalKbPerStream, 1))
   table.row(`Upstream reuse (c=${result.settings.concurrencyLevels.at(-1)})`, (name) => ratio(f(name).reuse?.reuse, 4))
