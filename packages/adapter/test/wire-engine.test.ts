@@ -118,6 +118,24 @@ async function within<T> (promise: Promise<T>, what: string): Promise<T> {
   }
 }
 
+/** A self-signed certificate for 127.0.0.1, trusted by passing it as the client's `tlsCa`. */
+function selfSignedCert (): { key: Buffer, cert: Buffer } {
+  const dir = mkdtempSync(join(tmpdir(), 'apt-wire-tls-'))
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+    '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' })
+  return { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }
+}
+
+/** An HTTPS upstream on 127.0.0.1, closed after the test. */
+async function listenTls (handler: (request: IncomingMessage, response: ServerResponse) => void): Promise<{ origin: string, cert: Buffer }> {
+  const { key, cert } = selfSignedCert()
+  const server = createHttpsServer({ key, cert }, handler)
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  cleanups.push(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
+  return { origin: `https://127.0.0.1:${(server.address() as AddressInfo).port}`, cert }
+}
+
 /** Collect an upstream request's body; an aborted or malformed one resolves to null (the test then fails on it). */
 async function readBody (request: IncomingMessage): Promise<Buffer | null> {
   const chunks: Buffer[] = []
@@ -545,29 +563,62 @@ describe('wire engine', () => {
   })
 
   test('over TLS (llhttp reading the TLS stream itself): a 4 MB chunked body arrives intact, and the connection is reused', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'apt-wire-tls-'))
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
-      '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' })
-    const cert = readFileSync(join(dir, 'cert.pem'))
     const body = Buffer.alloc(4 * 1024 * 1024)
     for (let i = 0; i < body.length; i++) body[i] = (i * 7 + (i >> 12)) & 0xff
     const sockets = new Set<unknown>()
-    const upstream = createHttpsServer({ key: readFileSync(join(dir, 'key.pem')), cert }, (request, response) => {
+    const { origin, cert } = await listenTls((request, response) => {
       sockets.add(request.socket)
       response.writeHead(200, { 'content-type': 'application/octet-stream' })
       for (let at = 0; at < body.length; at += 100_000) response.write(body.subarray(at, at + 100_000))
       response.end()
     })
-    upstream.listen(0, '127.0.0.1')
-    await once(upstream, 'listening')
-    cleanups.push(() => new Promise<void>((resolve) => { upstream.closeAllConnections(); upstream.close(() => resolve()) }))
-    const client = wireClient(`https://127.0.0.1:${(upstream.address() as AddressInfo).port}`, { tlsCa: cert })
+    const client = wireClient(origin, { tlsCa: cert })
     const { url } = await front(client)
     for (let i = 0; i < 2; i++) {
       const received = Buffer.from(await (await fetch(`${url}/v1/files/f/content`)).arrayBuffer())
       expect(received.equals(body)).toBe(true)
     }
     expect(sockets.size).toBe(1)
+  })
+
+  test('over TLS, a client that does not read holds the upstream back (the TLS handle stops reading), and then gets every byte', async () => {
+    const chunk = Buffer.alloc(64 * 1024)
+    const chunks = 768 // 48 MB
+    let written = 0
+    let blocked = false
+    const { origin, cert } = await listenTls((_request, response) => {
+      response.writeHead(200, { 'content-type': 'application/octet-stream' })
+      let sent = 0
+      const pump = (): void => {
+        while (sent < chunks) {
+          chunk.writeUInt32BE(sent, 0)
+          sent++
+          written += chunk.length
+          if (!response.write(Buffer.from(chunk))) {
+            blocked = true
+            response.once('drain', pump)
+            return
+          }
+        }
+        response.end()
+      }
+      pump()
+    })
+    const { url } = await front(wireClient(origin, { tlsCa: cert }))
+    const response = await fetch(`${url}/v1/files/f/content`)
+    // Nobody reads: the upstream's writes must come to a standstill well short of the whole body
+    // (TLS is slower than plain TCP, so wait for the standstill rather than a fixed time).
+    let before = -1
+    for (let waited = 0; waited < 5_000 && written !== before; waited += 300) {
+      before = written
+      await sleep(300)
+    }
+    expect(blocked).toBe(true)
+    expect(written).toBe(before)
+    expect(written).toBeLessThan(32 * 1024 * 1024)
+    const received = Buffer.from(await response.arrayBuffer())
+    expect(received.length).toBe(chunks * chunk.length)
+    for (let i = 0; i < chunks; i++) expect(received.readUInt32BE(i * chunk.length)).toBe(i)
   })
 
   test('an observer that throws in the middle of a body fails only its exchange; the next request is served on a fresh connection', async () => {
