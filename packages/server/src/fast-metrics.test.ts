@@ -1,6 +1,6 @@
 import { Counter, Histogram, Registry } from 'prom-client'
 import { describe, expect, test } from 'vitest'
-import { IndexedHistogram, KeyedCounter } from './fast-metrics.js'
+import { IndexedHistogram, KeyedCounter, KeyedHistogram } from './fast-metrics.js'
 
 const BUCKETS = [0.001, 0.01, 0.1, 1]
 const VALUES = [0.0005, 0.001, 0.002, 0.05, 0.5, 3, 0.01, 0.0001]
@@ -20,6 +20,21 @@ describe('fast metrics expose exactly what prom-client would', () => {
     // Same lines; series order may differ (prom-client orders by first observation).
     const lines = (text: string): string[] => text.split('\n').sort()
     expect(lines(await mine.metrics())).toEqual(lines(await reference.metrics()))
+  })
+
+  test('KeyedHistogram matches a prom-client Histogram', async () => {
+    const reference = new Registry()
+    const histogram = new Histogram({ name: 'k_seconds', help: 'k', labelNames: ['model'] as const, buckets: BUCKETS, registers: [reference] })
+    const mine = new Registry()
+    const fast = new KeyedHistogram({ name: 'k_seconds', help: 'k', buckets: BUCKETS })
+    mine.registerMetric(fast as unknown as Parameters<Registry['registerMetric']>[0])
+    VALUES.forEach((value, i) => {
+      const model = i % 3 === 0 ? 'claude-b' : 'claude-a'
+      histogram.observe({ model }, value)
+      fast.observe(model, () => ({ model }), value)
+    })
+    // Series in order of first observation, as prom-client orders them.
+    expect(await mine.metrics()).toBe(await reference.metrics())
   })
 
   test('KeyedCounter matches a prom-client Counter', async () => {

@@ -11,52 +11,49 @@ type Labels = Readonly<Record<string, string>>
 
 interface MetricValue { value: number, labels: Record<string, string | number>, metricName?: string }
 
-/** A histogram over label sets known up front; `observe(series, value)` takes the set's index. */
-export class IndexedHistogram {
+/** What prom-client's registry reads from a histogram registered with `registerMetric`. */
+abstract class HistogramMetric {
   readonly type = 'histogram'
   readonly aggregator = 'sum'
   readonly name: string
   readonly help: string
+  /** Upper bounds of the buckets, ascending (+Inf is implied). */
+  protected readonly bounds: readonly number[]
+
+  constructor (options: { name: string, help: string, buckets: readonly number[] }) {
+    this.name = options.name
+    this.help = options.help
+    this.bounds = options.buckets
+  }
+}
+
+/** A histogram over label sets known up front; `observe(series, value)` takes the set's index. */
+export class IndexedHistogram extends HistogramMetric {
   readonly #series: readonly Labels[]
-  readonly #bounds: readonly number[]
   readonly #buckets: Float64Array[]
   readonly #sums: Float64Array
   readonly #counts: Float64Array
 
   constructor (options: { name: string, help: string, series: readonly Labels[], buckets: readonly number[] }) {
-    this.name = options.name
-    this.help = options.help
+    super(options)
     this.#series = options.series
-    this.#bounds = options.buckets
     this.#buckets = options.series.map(() => new Float64Array(options.buckets.length))
     this.#sums = new Float64Array(options.series.length)
     this.#counts = new Float64Array(options.series.length)
   }
 
   observe (series: number, value: number): void {
-    const bounds = this.#bounds
-    let bucket = 0
-    while (bucket < bounds.length && value > (bounds[bucket] as number)) bucket++
     const buckets = this.#buckets[series] as Float64Array
-    if (bucket < bounds.length) buckets[bucket] = (buckets[bucket] as number) + 1
+    const bucket = bucketOf(this.bounds, value)
+    if (bucket < buckets.length) buckets[bucket] = (buckets[bucket] as number) + 1
     this.#sums[series] = (this.#sums[series] as number) + value
     this.#counts[series] = (this.#counts[series] as number) + 1
   }
 
   get (): { name: string, help: string, type: 'histogram', aggregator: 'sum', values: MetricValue[] } {
     const values: MetricValue[] = []
-    const bucketName = `${this.name}_bucket`
     for (let s = 0; s < this.#series.length; s++) {
-      const labels = this.#series[s] as Labels
-      const counts = this.#buckets[s] as Float64Array
-      let cumulative = 0
-      for (let b = 0; b < this.#bounds.length; b++) {
-        cumulative += counts[b] as number
-        values.push({ value: cumulative, labels: { le: this.#bounds[b] as number, ...labels }, metricName: bucketName })
-      }
-      values.push({ value: this.#counts[s] as number, labels: { le: '+Inf', ...labels }, metricName: bucketName })
-      values.push({ value: this.#sums[s] as number, labels: { ...labels }, metricName: `${this.name}_sum` })
-      values.push({ value: this.#counts[s] as number, labels: { ...labels }, metricName: `${this.name}_count` })
+      histogramValues(values, this.name, this.bounds, this.#series[s] as Labels, this.#buckets[s] as Float64Array, this.#sums[s] as number, this.#counts[s] as number)
     }
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
   }
@@ -65,6 +62,56 @@ export class IndexedHistogram {
     for (const buckets of this.#buckets) buckets.fill(0)
     this.#sums.fill(0)
     this.#counts.fill(0)
+  }
+}
+
+/** Index of the first bucket whose upper bound is >= value; `bounds.length` when above them all. */
+function bucketOf (bounds: readonly number[], value: number): number {
+  let bucket = 0
+  while (bucket < bounds.length && value > (bounds[bucket] as number)) bucket++
+  return bucket
+}
+
+/** Appends one series' cumulative buckets, sum and count, as prom-client lays them out. */
+function histogramValues (values: MetricValue[], name: string, bounds: readonly number[], labels: Labels, counts: Float64Array, sum: number, count: number): void {
+  const bucketName = `${name}_bucket`
+  let cumulative = 0
+  for (let b = 0; b < bounds.length; b++) {
+    cumulative += counts[b] as number
+    values.push({ value: cumulative, labels: { le: bounds[b] as number, ...labels }, metricName: bucketName })
+  }
+  values.push({ value: count, labels: { le: '+Inf', ...labels }, metricName: bucketName })
+  values.push({ value: sum, labels: { ...labels }, metricName: `${name}_sum` })
+  values.push({ value: count, labels: { ...labels }, metricName: `${name}_count` })
+}
+
+interface HistogramSeries { labels: Labels, counts: Float64Array, sum: number, count: number }
+
+/** A histogram whose series are created on first use under a caller-built key (e.g. a model name). */
+export class KeyedHistogram extends HistogramMetric {
+  readonly #series = new Map<string, HistogramSeries>()
+
+  /** Record `value` in the series `key`; `labels` is called only when the series is new. */
+  observe (key: string, labels: () => Labels, value: number): void {
+    let series = this.#series.get(key)
+    if (series === undefined) {
+      series = { labels: labels(), counts: new Float64Array(this.bounds.length), sum: 0, count: 0 }
+      this.#series.set(key, series)
+    }
+    const bucket = bucketOf(this.bounds, value)
+    if (bucket < series.counts.length) series.counts[bucket] = (series.counts[bucket] as number) + 1
+    series.sum += value
+    series.count++
+  }
+
+  get (): { name: string, help: string, type: 'histogram', aggregator: 'sum', values: MetricValue[] } {
+    const values: MetricValue[] = []
+    for (const series of this.#series.values()) histogramValues(values, this.name, this.bounds, series.labels, series.counts, series.sum, series.count)
+    return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
+  }
+
+  reset (): void {
+    this.#series.clear()
   }
 }
 

@@ -1,6 +1,6 @@
 import type { ConnectionStats } from '@apt/adapter'
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
-import { IndexedHistogram, KeyedCounter } from './fast-metrics.js'
+import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
+import { IndexedHistogram, KeyedCounter, KeyedHistogram } from './fast-metrics.js'
 import { boundedLabel, createModelLabeler, ERROR_TYPES, STOP_REASONS } from './model-label.js'
 import { ROUTE_NAMES, type RouteName } from './routes-table.js'
 import type { UsageFacts } from './usage-tap.js'
@@ -69,20 +69,18 @@ export function createServerMetrics (options: {
     }
   }
 
-  const ttft = new Histogram({
+  // Per-stream series by model: keyed fast paths (prom-client's labelled observe was ~7 µs a stream).
+  const ttft = new KeyedHistogram({
     name: 'apt_time_to_first_token_seconds',
     help: 'Streams: request received to the first content_block_delta, by model.',
-    labelNames: ['model'] as const,
     buckets: DURATION_BUCKETS,
-    registers: [registry],
   })
-  const outputRate = new Histogram({
+  const outputRate = new KeyedHistogram({
     name: 'apt_stream_output_tokens_per_second',
     help: 'Streams: output tokens divided by the time from first token to the end of the stream.',
-    labelNames: ['model'] as const,
     buckets: TOKENS_PER_SECOND_BUCKETS,
-    registers: [registry],
   })
+  for (const metric of [ttft, outputRate]) registry.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0])
   const streamErrors = new Counter({
     name: 'apt_stream_errors_total',
     help: 'Mid-stream event: error frames sent by the upstream, by error type.',
@@ -222,9 +220,10 @@ export function createServerMetrics (options: {
       if (counts.cacheReadInputTokens > 0) tokens.inc(`cache_read${model}`, () => ({ type: 'cache_read', model }), counts.cacheReadInputTokens)
     }
     if (usage.firstTokenAt > 0 && record.ttftMs >= 0) {
-      ttft.observe({ model }, record.ttftMs / 1000)
+      const labels = (): { model: string } => ({ model })
+      ttft.observe(model, labels, record.ttftMs / 1000)
       const generatingMs = record.durationMs - record.ttftMs
-      if (counts !== undefined && counts.outputTokens > 0 && generatingMs > 0) outputRate.observe({ model }, counts.outputTokens / (generatingMs / 1000))
+      if (counts !== undefined && counts.outputTokens > 0 && generatingMs > 0) outputRate.observe(model, labels, counts.outputTokens / (generatingMs / 1000))
     }
     if (usage.stopReason !== undefined) {
       const reason = boundedLabel(usage.stopReason, STOP_REASONS)

@@ -42,6 +42,23 @@ describe('createUsageTap', () => {
     expect(facts.streamErrorType).toBe('overloaded_error')
   })
 
+  test('usage objects with nested fields, a null stop_reason then a real one, and pretty-printed events with usage before model', async () => {
+    const text = [
+      'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-opus-4-8","content":[],"stop_reason":null,"usage":{"input_tokens":12,"cache_creation_input_tokens":7,"cache_read_input_tokens":0,"cache_creation":{"ephemeral_5m_input_tokens":7,"ephemeral_1h_input_tokens":0},"output_tokens":1,"server_tool_use":{"web_search_requests":0},"service_tier":"standard"}}}\n\n',
+      'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":null,"stop_sequence":null},"usage":{"output_tokens":4}}\n\n',
+      'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"input_tokens":12,"output_tokens":9,"server_tool_use":{"web_search_requests":1}}}\n\n',
+    ].join('')
+    const facts = await run('sse', undefined, [Buffer.from(text)])
+    expect(facts.model).toBe('claude-opus-4-8')
+    expect(facts.usage).toEqual({ inputTokens: 12, outputTokens: 9, cacheCreationInputTokens: 7, cacheReadInputTokens: 0 })
+    expect(facts.stopReason).toBe('tool_use')
+    // Pretty-printed, with the usage object before the model.
+    const pretty = 'event: message_start\ndata: {"message": {"usage": {"input_tokens": 3, "output_tokens": 1}, "model": "claude-x", "type": "message"}, "type": "message_start"}\n\n'
+    const other = await run('sse', undefined, [Buffer.from(pretty)])
+    expect(other.model).toBe('claude-x')
+    expect(other.usage?.inputTokens).toBe(3)
+  })
+
   test('decompresses its own copy of gzip (flushed per event) and brotli streams', async () => {
     const gzip = createGzip()
     const parts: Buffer[] = []
