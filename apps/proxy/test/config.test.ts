@@ -51,6 +51,20 @@ describe('loadConfig', () => {
     })
   })
 
+  test('the upstream engine switches: wire engine, direct write and llhttp consuming the socket are on by default, each can be turned off', () => {
+    const upstreamOf = (env: Record<string, string>): { engine: string, directWrite: boolean, wireConsume: boolean } => {
+      const result = loadConfig(env)
+      if (!result.ok) throw new Error(result.errors.join('\n'))
+      return result.config.server.upstream as { engine: string, directWrite: boolean, wireConsume: boolean }
+    }
+    expect(upstreamOf({})).toMatchObject({ engine: 'wire', directWrite: true, wireConsume: true })
+    expect(upstreamOf({ APT_UPSTREAM_ENGINE: 'undici', APT_DIRECT_WRITE: 'false', APT_WIRE_CONSUME: 'false' }))
+      .toMatchObject({ engine: 'undici', directWrite: false, wireConsume: false })
+    const bad = loadConfig({ APT_WIRE_CONSUME: 'maybe' })
+    expect(bad.ok).toBe(false)
+    if (!bad.ok) expect(bad.errors.join('\n')).toContain('APT_WIRE_CONSUME')
+  })
+
   test('every problem is reported at once, clearly', () => {
     const result = loadConfig({
       ANTHROPIC_UPSTREAM_URL: 'ftp://nope',
