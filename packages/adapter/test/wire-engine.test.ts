@@ -105,6 +105,25 @@ async function front (client: UpstreamClient, build?: (request: IncomingMessage)
   return { url: await listen(server), exchanges }
 }
 
+/**
+ * A one-connection wire client whose upstream holds `/first` (in `held`) and answers every
+ * other path at once; `/first` has been sent and is being held when this resolves.
+ */
+async function oneConnectionHoldingFirst (): Promise<{ client: UpstreamClient, url: string, exchanges: Exchange[], held: ServerResponse[], paths: string[], first: Promise<string> }> {
+  const held: ServerResponse[] = []
+  const paths: string[] = []
+  const upstream = createServer((request, response) => {
+    paths.push(request.url as string)
+    if (request.url === '/first') held.push(response)
+    else response.end(`done ${request.url as string}`)
+  })
+  const client = wireClient(await listen(upstream), { maxConnections: 1 })
+  const { url, exchanges } = await front(client)
+  const first = fetch(`${url}/first`).then(async (response) => response.text())
+  await waitFor(() => held.length === 1, 'the upstream to hold the first request')
+  return { client, url, exchanges, held, paths, first }
+}
+
 /** `promise`, or a failure naming `what` after 10 s. */
 async function within<T> (promise: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined
@@ -426,18 +445,7 @@ describe('wire engine', () => {
   })
 
   test('with maxConnections 1, concurrent requests queue (visible in stats().pool) and all run on one connection', async () => {
-    const held: ServerResponse[] = []
-    const paths: string[] = []
-    const upstream = createServer((request, response) => {
-      paths.push(request.url as string)
-      if (request.url === '/first') held.push(response)
-      else response.end(`done ${request.url as string}`)
-    })
-    const origin = await listen(upstream)
-    const client = wireClient(origin, { maxConnections: 1 })
-    const { url, exchanges } = await front(client)
-    const first = fetch(`${url}/first`).then(async (response) => response.text())
-    await waitFor(() => held.length === 1, 'the upstream to hold the first request')
+    const { client, url, exchanges, held, paths, first } = await oneConnectionHoldingFirst()
     const second = fetch(`${url}/second`).then(async (response) => response.text())
     const third = fetch(`${url}/third`).then(async (response) => response.text())
     await waitFor(() => client.stats().pool.queued === 2, 'stats().pool.queued to report 2 waiting requests')
@@ -480,16 +488,7 @@ describe('wire engine', () => {
   })
 
   test('close() lets requests still queued for a connection run before it resolves', async () => {
-    const held: ServerResponse[] = []
-    const upstream = createServer((request, response) => {
-      if (request.url === '/first') held.push(response)
-      else response.end(`done ${request.url as string}`)
-    })
-    const origin = await listen(upstream)
-    const client = wireClient(origin, { maxConnections: 1 })
-    const { url, exchanges } = await front(client)
-    const first = fetch(`${url}/first`).then(async (response) => response.text())
-    await waitFor(() => held.length === 1, 'the upstream to hold the first request')
+    const { client, url, exchanges, held, first } = await oneConnectionHoldingFirst()
     const second = fetch(`${url}/second`).then(async (response) => response.text())
     await waitFor(() => client.stats().pool.queued === 1, 'stats().pool.queued to report the waiting request')
     let closed = false
