@@ -42,6 +42,17 @@ export default defineConfig({
           env: { APT_TEST_WIRE_CONSUME: 'false' },
         },
       },
+      {
+        // The proxy suites again with the front off: /v1/* on node:http's request and response objects.
+        extends: true,
+        test: {
+          name: 'node-http-front',
+          include: [
+            'packages/server/test/{faults,headers,sdk-parity,stream-bytes,request-streaming,endpoints,direct-write,mixed-traffic,observability}.test.ts',
+          ],
+          env: { APT_TEST_FRONT: 'false' },
+        },
+      },
     ],
   },
 })

@@ -115,6 +115,7 @@ export function loadConfig (input: Env): ConfigResult {
   if (engine !== 'wire' && engine !== 'undici') errors.push(`APT_UPSTREAM_ENGINE must be wire or undici, got '${engine}'`)
   const directWrite = boolean('APT_DIRECT_WRITE', true)
   const wireConsume = boolean('APT_WIRE_CONSUME', true)
+  const front = boolean('APT_FRONT', true)
   const warmupConnections = integer('PRODUCTION_WARMUP_CONNECTIONS', 0, 0, 65_536)
   if (warmupConnections > maxConnections) errors.push(`PRODUCTION_WARMUP_CONNECTIONS (${warmupConnections}) must not exceed ANTHROPIC_MAX_CONNECTIONS (${maxConnections})`)
   const connectTimeoutMs = integer('APT_CONNECT_TIMEOUT_MS', 5_000, 1)
@@ -178,6 +179,7 @@ export function loadConfig (input: Env): ConfigResult {
       ...(tlsCa === undefined ? {} : { tlsCa }),
     },
     auth,
+    front,
     limits: { jsonBytes, batchBytes, fileBytes },
     logger: { level: logLevel },
     metrics: metricsToken === undefined ? { enabled: metricsEnabled } : { enabled: metricsEnabled, token: metricsToken },

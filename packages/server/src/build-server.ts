@@ -9,6 +9,7 @@ import { createModelLabeler } from './model-label.js'
 import { errorBody, proxyRequestId, sendError } from './errors.js'
 import { createServerMetrics, type RequestRecord } from './metrics.js'
 import { DEFAULT_LIMITS, type ServerOptions } from './options.js'
+import { type FrontRequest, type FrontResponse, installFront } from './front.js'
 import { createProxyHandler, type ProxyState } from './proxy-handler.js'
 import { BatchedDestination, logRequest } from './request-log.js'
 import { ROUTE_NAMES, type RouteName } from './routes-table.js'
@@ -110,7 +111,8 @@ export function buildServer (options: ServerOptions): FastifyInstance {
     : setInterval(() => { logDestination.flush() }, LOG_FLUSH_MS).unref()
   // `/v1/*` on real connections skips Fastify's router, request objects and hooks:
   // the node:http listener hands those requests straight to the proxy handler.
-  let fastPath: ((request: IncomingMessage, response: ServerResponse) => void) | null = null
+  let fastPath: ((request: IncomingMessage | FrontRequest, response: ServerResponse | FrontResponse) => void) | null = null
+  const front = options.front ?? true
   const app = Fastify({
     logger: options.logger === false
       ? false
@@ -130,6 +132,14 @@ export function buildServer (options: ServerOptions): FastifyInstance {
       server.keepAliveTimeout = 72_000
       server.requestTimeout = 0
       server.on('clientError', onClientError)
+      // The front serves plain `/v1/*` requests without node:http's request and response objects.
+      if (front) {
+        installFront(server, {
+          handler: (request, response) => { (fastPath as NonNullable<typeof fastPath>)(request, response) },
+          draining: () => state.draining,
+          onError: (error) => { app.log.error({ err: error }, 'front connection failed') },
+        })
+      }
       return server
     },
     // One line per request is written by the proxy itself (with upstream facts), so Fastify's own pair is off.
@@ -303,7 +313,7 @@ export function buildServer (options: ServerOptions): FastifyInstance {
       proxy(request, response, rootLog)
     } catch (error) {
       rootLog.error({ err: error }, 'proxy handler failed')
-      sendError(response, 'APT_SERVER_INTERNAL', 'Internal proxy error')
+      sendError(response as ServerResponse, 'APT_SERVER_INTERNAL', 'Internal proxy error')
     }
   }
 

@@ -42,6 +42,12 @@ export interface ServerOptions {
   }
   /** Added upstream only when the client did not send one, e.g. `{ 'anthropic-version': '2023-06-01' }`. Default none. */
   defaultHeaders?: Readonly<Record<string, string>>
+  /**
+   * Serve plain HTTP/1.1 keep-alive `/v1/*` requests with apt's front (Node's llhttp reading
+   * the client socket, responses written to it directly) instead of node:http's request and
+   * response objects; everything else still goes through node:http. Default true.
+   */
+  front?: boolean
   /** Interval between `closeIdleConnections()` sweeps while draining, ms. Default 100. */
   drainSweepMs?: number
   /** Monitor options, an existing monitor (not closed by the server), or `false` to run without one. Default: a monitor with default windows and alert rules. */

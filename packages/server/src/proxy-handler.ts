@@ -10,6 +10,7 @@ import {
 } from '@apt/adapter'
 import type { FastifyBaseLogger } from 'fastify'
 import { ERROR_POLICY, sendError } from './errors.js'
+import { FrontRequest, type FrontResponse } from './front.js'
 import type { RequestRecord } from './metrics.js'
 import type { AuthOptions, BodyLimits } from './options.js'
 import { classifyRoute, type RouteName } from './routes-table.js'
@@ -46,7 +47,11 @@ function createKeyCheck (keys: readonly string[]): (presented: string) => boolea
   }
 }
 
-function presentedKey (request: IncomingMessage): string | undefined {
+/** What the handler serves: a request from node:http or from the front (./front.ts). */
+export type ProxyRequest = IncomingMessage | FrontRequest
+export type ProxyResponse = ServerResponse | FrontResponse
+
+function presentedKey (request: ProxyRequest): string | undefined {
   const apiKey = request.headers['x-api-key']
   if (typeof apiKey === 'string' && apiKey !== '') return apiKey
   const authorization = request.headers.authorization
@@ -67,7 +72,7 @@ export function createResultsUrlRewriter (publicBaseUrl: string): (body: Buffer)
   }
 }
 
-async function * limitBody (request: IncomingMessage, limit: number): AsyncGenerator<Buffer> {
+async function * limitBody (request: AsyncIterable<Buffer>, limit: number): AsyncGenerator<Buffer> {
   let received = 0
   for await (const chunk of request) {
     received += (chunk as Buffer).length
@@ -83,7 +88,7 @@ async function * limitBody (request: IncomingMessage, limit: number): AsyncGener
  * contacted (draining, managed auth, declared size), then hands the raw
  * request and response to the adapter. Bodies are never parsed.
  */
-export function createProxyHandler (context: ProxyContext): (request: IncomingMessage, response: ServerResponse, log: FastifyBaseLogger) => void {
+export function createProxyHandler (context: ProxyContext): (request: ProxyRequest, response: ProxyResponse, log: FastifyBaseLogger) => void {
   const { upstream, auth, limits, state, observe } = context
   const checkKey = auth.mode === 'managed' ? createKeyCheck(auth.proxyKeys) : null
   const headerOptions: RequestHeaderOptions = {
@@ -117,13 +122,15 @@ export function createProxyHandler (context: ProxyContext): (request: IncomingMe
     return limits.jsonBytes
   }
 
-  function reject (request: IncomingMessage, response: ServerResponse, log: FastifyBaseLogger, started: number, route: RouteName, method: string, code: 'APT_SERVER_DRAINING' | 'APT_SERVER_UNAUTHORIZED' | 'APT_SERVER_BODY_TOO_LARGE', message: string): void {
+  function reject (request: ProxyRequest, response: ServerResponse, log: FastifyBaseLogger, started: number, route: RouteName, method: string, code: 'APT_SERVER_DRAINING' | 'APT_SERVER_UNAUTHORIZED' | 'APT_SERVER_BODY_TOO_LARGE', message: string): void {
     sendError(response, code, message, { close: code === 'APT_SERVER_DRAINING' })
     state.inFlightRequests--
     observe(rejectedRecord(route, request.url as string, method, ERROR_POLICY[code].status, started, code), null, log)
   }
 
-  return function proxy (request, response, log) {
+  return function proxy (request, frontOrNodeResponse, log) {
+    // A FrontResponse has the part of ServerResponse the adapter and the error replies use.
+    const response = frontOrNodeResponse as ServerResponse
     const started = performance.now()
     const url = request.url as string
     const method = request.method as string
@@ -143,10 +150,18 @@ export function createProxyHandler (context: ProxyContext): (request: IncomingMe
     }
 
     const limit = limitFor(route, method)
-    const declared = request.headers['content-length']
+    const front = request instanceof FrontRequest
     let length = -1
-    if (declared !== undefined) {
-      length = Number(declared)
+    let transferEncoding: boolean
+    if (front) {
+      length = request.contentLength
+      transferEncoding = request.hasTransferEncoding
+    } else {
+      const declared = request.headers['content-length']
+      if (declared !== undefined) length = Number(declared)
+      transferEncoding = request.headers['transfer-encoding'] !== undefined
+    }
+    if (length !== -1) {
       if (length > limit) {
         reject(request, response, log, started, route, method, 'APT_SERVER_BODY_TOO_LARGE', `Request body of ${length} bytes exceeds the ${limit} byte limit for this endpoint`)
         return
@@ -194,8 +209,20 @@ export function createProxyHandler (context: ProxyContext): (request: IncomingMe
       }
     }
 
-    if (length === 0 || (length === -1 && request.headers['transfer-encoding'] === undefined)) {
+    if (length === 0 || (length === -1 && !transferEncoding)) {
       upstream.forward({ method, path: url, headers, body: null, receivedAt: started }, response, done, options)
+    } else if (front) {
+      if (length > 0 && length <= replayLimit) {
+        request.collect((body) => {
+          upstream.forward({ method, path: url, headers, body, receivedAt: started }, response, done, options)
+        }, () => {
+          state.inFlightRequests--
+          observe(rejectedRecord(route, url, method, 499, started, 'APT_ADAPTER_CLIENT_ABORTED'), null, log)
+        })
+      } else {
+        const body = request.stream()
+        upstream.forward({ method, path: url, headers, body: length > 0 ? body : limitBody(body, limit), receivedAt: started }, response, done, options)
+      }
     } else if (length > 0 && length <= replayLimit) {
       // Small bodies (nearly always in the first packet) are sent as one buffer, so a stale socket can replay them.
       const chunks: Buffer[] = []

@@ -1,7 +1,8 @@
 import { once } from 'node:events'
 import { connect, type Socket } from 'node:net'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { type FakeUpstream, type RunningProxy, startFakeUpstream, startProxy } from './helpers.js'
+import { type FakeUpstream, type RunningProxy, startFakeUpstream, startProxy, TEST_FRONT, writePaced } from './helpers.js'
+import { header, post, RawReader, REQUEST_HEADERS } from './raw-http.js'
 
 /**
  * The response head and body go straight to the client socket on keep-alive connections
@@ -18,85 +19,6 @@ const JSON_BODY = '{"id":"msg_2","type":"message","content":[{"type":"text","tex
 
 const BIG = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 7 + (i >> 8)) & 0xff))
 
-interface RawResponse { statusLine: string, lines: string[], headers: [string, string][], body: Buffer, chunks: number[] | null }
-
-/** Reads HTTP/1.1 responses off a raw socket, one at a time, de-chunking by hand. */
-class RawReader {
-  #buffer = Buffer.alloc(0)
-  #waiters: (() => void)[] = []
-  ended = false
-
-  constructor (socket: Socket) {
-    socket.on('data', (chunk: Buffer) => {
-      this.#buffer = Buffer.concat([this.#buffer, chunk])
-      for (const wake of this.#waiters.splice(0)) wake()
-    })
-    socket.on('close', () => {
-      this.ended = true
-      for (const wake of this.#waiters.splice(0)) wake()
-    })
-  }
-
-  async #need (predicate: () => number): Promise<number> {
-    for (;;) {
-      const at = predicate()
-      if (at >= 0) return at
-      if (this.ended) throw new Error(`connection closed with ${this.#buffer.length} unread bytes`)
-      await new Promise<void>((resolve) => this.#waiters.push(resolve))
-    }
-  }
-
-  #take (length: number): Buffer {
-    const out = this.#buffer.subarray(0, length)
-    this.#buffer = this.#buffer.subarray(length)
-    return out
-  }
-
-  async response (bodiless = false): Promise<RawResponse> {
-    const headEnd = await this.#need(() => this.#buffer.indexOf('\r\n\r\n'))
-    const lines = this.#take(headEnd + 4).toString('latin1').split('\r\n').slice(0, -2)
-    const statusLine = lines.shift() as string
-    const headers = lines.map((line) => {
-      const colon = line.indexOf(':')
-      return [line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()] as [string, string]
-    })
-    const get = (name: string): string | undefined => headers.find(([key]) => key === name)?.[1]
-    if (bodiless) return { statusLine, lines, headers, body: Buffer.alloc(0), chunks: null }
-    const length = get('content-length')
-    if (length !== undefined) {
-      await this.#need(() => this.#buffer.length >= Number(length) ? 0 : -1)
-      return { statusLine, lines, headers, body: Buffer.from(this.#take(Number(length))), chunks: null }
-    }
-    if (get('transfer-encoding') === 'chunked') {
-      const parts: Buffer[] = []
-      const chunks: number[] = []
-      for (;;) {
-        const lineEnd = await this.#need(() => this.#buffer.indexOf('\r\n'))
-        const size = Number.parseInt(this.#take(lineEnd + 2).toString('latin1'), 16)
-        await this.#need(() => this.#buffer.length >= size + 2 ? 0 : -1)
-        const data = this.#take(size + 2)
-        expect(data.subarray(size).toString('latin1')).toBe('\r\n')
-        if (size === 0) return { statusLine, lines, headers, body: Buffer.concat(parts), chunks }
-        chunks.push(size)
-        parts.push(Buffer.from(data.subarray(0, size)))
-      }
-    }
-    // Close-delimited.
-    await this.#need(() => this.ended ? 0 : -1)
-    return { statusLine, lines, headers, body: Buffer.from(this.#take(this.#buffer.length)), chunks: null }
-  }
-}
-
-function header (response: RawResponse, name: string): string | undefined {
-  return response.headers.find(([key]) => key === name)?.[1]
-}
-
-const REQUEST_HEADERS = 'host: proxy\r\nx-api-key: k\r\nanthropic-version: 2023-06-01\r\ncontent-type: application/json\r\n'
-
-function post (path: string, body: string, extra = ''): string {
-  return `POST ${path} HTTP/1.1\r\n${REQUEST_HEADERS}${extra}content-length: ${Buffer.byteLength(body)}\r\n\r\n${body}`
-}
-
 // The same wire results with direct write on (the default) and off; the casing of the framing
 // lines node:http adds ("Connection") and direct write adds ("connection") shows which path ran.
 describe.each([true, false])('directWrite %s', (directWrite) => {
@@ -108,16 +30,7 @@ describe.each([true, false])('directWrite %s', (directWrite) => {
     upstream = await startFakeUpstream((request, response) => {
       if (request.url === '/v1/messages/stream') {
         response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'request-id': 'req_sse', 'anthropic-ratelimit-requests-remaining': '99' })
-        let index = 0
-        const next = (): void => {
-          if (index === EVENTS.length) {
-            response.end()
-            return
-          }
-          response.write(EVENTS[index++])
-          setTimeout(next, 5)
-        }
-        next()
+        writePaced(response, EVENTS, 5)
       } else if (request.url === '/v1/messages/big') {
         // Chunked, with one piece far above the 16 KiB copy-framing threshold.
         response.writeHead(200, { 'content-type': 'application/octet-stream', 'request-id': 'req_big' })
@@ -159,7 +72,8 @@ describe.each([true, false])('directWrite %s', (directWrite) => {
       // node:http (the fake upstream) sends this value as UTF-8 bytes; they arrive unchanged.
       expect(Buffer.from(header(json, 'x-odd') as string, 'latin1')).toEqual(Buffer.from('caf\u00e9', 'utf8'))
       expect(header(json, 'connection')).toBe('keep-alive')
-      expect(json.lines).toContain(directWrite ? 'connection: keep-alive' : 'Connection: keep-alive')
+      // The front (on by default) frames its own replies, in lower case like direct write.
+      expect(json.lines).toContain(directWrite || TEST_FRONT ? 'connection: keep-alive' : 'Connection: keep-alive')
       expect(header(json, 'keep-alive')).toBe('timeout=72')
       expect(header(json, 'transfer-encoding')).toBeUndefined()
       expect(header(json, 'server-timing')).toMatch(/^proxy;desc="apt overhead";dur=\d+\.\d{3}$/)

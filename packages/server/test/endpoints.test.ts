@@ -1,6 +1,6 @@
+import * as server from '@apt/server'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import * as server from '@apt/server'
 import { type FakeUpstream, startFakeUpstream, startProxy } from './helpers.js'
 
 describe('the proxy\'s own endpoints, auth and rewriting', () => {

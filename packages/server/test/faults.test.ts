@@ -1,6 +1,6 @@
 import { once } from 'node:events'
-import { createConnection, createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
+import { createConnection, createServer as createTcpServer, type Socket, type Server as TcpServer } from 'node:net'
 import { request } from 'undici'
 import { afterAll, afterEach, beforeAll, describe, expect, test } from 'vitest'
 import { type FakeUpstream, parseSse, type RunningProxy, readTimed, sleep, startFakeUpstream, startProxy } from './helpers.js'

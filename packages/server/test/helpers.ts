@@ -17,6 +17,8 @@ export interface RunningProxy {
 const TEST_ENGINE = (process.env.APT_TEST_ENGINE ?? 'wire') as 'wire' | 'undici'
 /** The vitest project "wire-stream-reads" sets APT_TEST_WIRE_CONSUME=false. */
 const TEST_WIRE_CONSUME = process.env.APT_TEST_WIRE_CONSUME !== 'false'
+/** The vitest project "node-http-front" sets APT_TEST_FRONT=false: `/v1/*` then runs on node:http's request and response objects. */
+export const TEST_FRONT = process.env.APT_TEST_FRONT !== 'false'
 
 export async function startProxy (origin: string, options: Partial<ServerOptions> = {}, port = 0): Promise<RunningProxy> {
   const logs: string[] = []
@@ -30,6 +32,7 @@ export async function startProxy (origin: string, options: Partial<ServerOptions
     logger: { level: 'info' },
     logStream,
     metrics: { processMetrics: false },
+    front: TEST_FRONT,
     ...options,
     // The vitest project "undici-engine" runs the proxy suites again with APT_TEST_ENGINE=undici.
     upstream: { engine: TEST_ENGINE, wireConsume: TEST_WIRE_CONSUME, ...(options.upstream ?? { origin, keepAliveTimeoutMs: 4_000 }) } as ServerOptions['upstream'],
@@ -116,4 +119,18 @@ export async function freePort (): Promise<number> {
   const { port } = probe.address() as AddressInfo
   await new Promise<void>((resolve) => probe.close(() => resolve()))
   return port
+}
+
+/** Write `events` to an upstream response `gapMs` apart (the first at once), then end it. */
+export function writePaced (response: ServerResponse, events: readonly string[], gapMs: number): void {
+  let index = 0
+  const next = (): void => {
+    if (index === events.length) {
+      response.end()
+      return
+    }
+    response.write(events[index++])
+    setTimeout(next, gapMs)
+  }
+  next()
 }

@@ -1,0 +1,813 @@
+import type { IncomingHttpHeaders, Server } from 'node:http'
+import { STATUS_CODES } from 'node:http'
+import { createRequire } from 'node:module'
+import type { Socket } from 'node:net'
+import { Readable } from 'node:stream'
+
+/**
+ * The front: the client side of `/v1/*` without node:http's request and response objects.
+ *
+ * node:http's server side costs about 80 µs of CPU per request on these machines; Node's own
+ * llhttp binding reading the socket itself, with a response written straight to the socket,
+ * costs about 30 (docs/performance.md, change 20). The front takes each connection the
+ * node:http server accepts, parses requests with that same C++ parser (as strict as
+ * node:http: same binding, same header size limit, same lenient flags), and serves the plain
+ * ones itself: HTTP/1.1 keep-alive requests for `/v1/*` without `Expect` or `Upgrade`.
+ *
+ * Anything else (the proxy's own routes, HTTP/1.0, `Connection: close`, `Expect`, upgrades)
+ * is handed to node:http for the rest of the connection: the request head is rebuilt from
+ * the parsed fields, the unparsed bytes are put back, and node:http's own connection
+ * listener takes the socket, exactly as if it had accepted it.
+ *
+ * The parser of every front connection is registered in the node:http server's connection
+ * list, so node:http's headers and request timeouts, `closeIdleConnections()` and
+ * `closeAllConnections()` cover front connections too.
+ */
+
+interface HTTPParserInstance {
+  initialize (type: number, resource: object, maxHeaderSize: number, lenient: number, connections?: unknown): void
+  consume (handle: object): void
+  unconsume (): void
+  execute (data: Buffer): number | Error
+  finish (): number | Error | undefined
+  getCurrentBuffer (): Buffer
+  remove (): void
+  close (): void
+  socket: Socket | null
+  [key: number]: unknown
+}
+interface HTTPParserClass {
+  new (): HTTPParserInstance
+  REQUEST: number
+  kOnHeaders: number
+  kOnHeadersComplete: number
+  kOnBody: number
+  kOnMessageComplete: number
+  kOnExecute: number
+  kLenientNone: number
+  kLenientAll: number
+}
+
+// `_http_common` is Node's own (undocumented) home of the llhttp binding that node:http uses.
+const common = createRequire(import.meta.url)('_http_common') as { HTTPParser: HTTPParserClass, methods: string[] }
+const { HTTPParser } = common
+const kOnHeaders = HTTPParser.kOnHeaders | 0
+const kOnHeadersComplete = HTTPParser.kOnHeadersComplete | 0
+const kOnBody = HTTPParser.kOnBody | 0
+const kOnMessageComplete = HTTPParser.kOnMessageComplete | 0
+const kOnExecute = HTTPParser.kOnExecute | 0
+
+/** llhttp reports a request's method as its enum value: the names, by value, learnt once from the parser itself. */
+const METHOD_NAMES: string[] = (() => {
+  const names: string[] = []
+  for (const name of common.methods) {
+    // CONNECT takes an authority, every other method a path.
+    for (const target of ['/v1/', 'example.com:443']) {
+      const parser = new HTTPParser()
+      parser.initialize(HTTPParser.REQUEST, {}, 0, HTTPParser.kLenientNone)
+      parser[kOnHeaders] = () => {}
+      parser[kOnHeadersComplete] = (_major: number, _minor: number, _headers: unknown, method: number) => {
+        names[method] = name
+        return 0
+      }
+      parser[kOnBody] = () => {}
+      parser[kOnMessageComplete] = () => {}
+      parser.execute(Buffer.from(`${name} ${target} HTTP/1.1\r\n\r\n`, 'latin1'))
+      parser.close()
+      if (names.includes(name)) break
+    }
+  }
+  return names
+})()
+
+/** A socket's native stream handle, as node:http uses it for a consumed socket. */
+interface StreamHandle {
+  isStreamBase?: boolean
+  _consumed?: boolean
+  reading?: boolean
+  readStart (): number
+  readStop (): number
+}
+
+type FrontSocket = Socket & { _handle: StreamHandle | null, _httpMessage?: unknown, parser?: unknown, destroySoon (): void }
+
+/** The lines node:http adds to a keep-alive response, for the server's keep-alive timeout. */
+function keepAliveLines (ms: number): string {
+  return ms > 0 ? `connection: keep-alive\r\nkeep-alive: timeout=${Math.floor(ms / 1000)}\r\n` : 'connection: keep-alive\r\n'
+}
+
+const ABORTED = 'aborted'
+
+/** The IMF-fixdate of the current second, formatted once per second (as node:http caches it). */
+let dateSecond = -1
+let dateText = ''
+function httpDate (): string {
+  const now = Date.now()
+  const second = Math.floor(now / 1000)
+  if (second !== dateSecond) {
+    dateSecond = second
+    dateText = new Date(now).toUTCString()
+  }
+  return dateText
+}
+
+function abortedError (): Error {
+  return Object.assign(new Error(ABORTED), { code: 'ECONNRESET' })
+}
+
+/**
+ * A body stream whose client left: it fails with ECONNRESET when someone listens for errors,
+ * and otherwise just closes (a reader then sees a premature close), as IncomingMessage does.
+ * An 'error' nobody listens to would end the process.
+ */
+function destroyQuietly (stream: Readable): void {
+  stream.destroy(stream.listenerCount('error') > 0 ? abortedError() : undefined)
+}
+
+/**
+ * A `/v1/*` request read by the front. It carries what the proxy handler reads from an
+ * `IncomingMessage` (method, url, rawHeaders, a lazily built `headers` object) plus the two
+ * framing facts the parser's header scan found. Its body is taken once, either whole
+ * (`collect`, for the small bodies that are sent as one buffer) or as a stream (`stream`).
+ */
+export class FrontRequest {
+  readonly method: string
+  readonly url: string
+  readonly rawHeaders: string[]
+  /** Declared `content-length`, or -1 when there is none. */
+  readonly contentLength: number
+  /** A `transfer-encoding` header was sent (the body is chunked). */
+  readonly hasTransferEncoding: boolean
+  readonly httpVersion = '1.1'
+  readonly socket: Socket
+  #headers: IncomingHttpHeaders | undefined = undefined
+  readonly #connection: FrontConnection
+  #chunks: Buffer[] | null = null
+  #complete = false
+  #aborted = false
+  #taken = false
+  #discard = false
+  #onBody: ((body: Buffer) => void) | null = null
+  #onAbort: (() => void) | null = null
+  #stream: Readable | null = null
+
+  constructor (connection: FrontConnection, method: string, url: string, rawHeaders: string[], contentLength: number, hasTransferEncoding: boolean) {
+    this.#connection = connection
+    this.socket = connection.socket
+    this.method = method
+    this.url = url
+    this.rawHeaders = rawHeaders
+    this.contentLength = contentLength
+    this.hasTransferEncoding = hasTransferEncoding
+  }
+
+  /** Header names lower-cased, repeated headers joined with ", " (as node:http), built on first use. */
+  get headers (): IncomingHttpHeaders {
+    if (this.#headers === undefined) {
+      const headers: Record<string, string | string[]> = {}
+      const raw = this.rawHeaders
+      for (let i = 0; i < raw.length; i += 2) {
+        const name = (raw[i] as string).toLowerCase()
+        const value = raw[i + 1] as string
+        const seen = headers[name]
+        if (seen === undefined) headers[name] = name === 'set-cookie' ? [value] : value
+        else if (Array.isArray(seen)) seen.push(value)
+        else headers[name] = `${seen}, ${value}`
+      }
+      this.#headers = headers
+    }
+    return this.#headers
+  }
+
+  /** The whole body as one buffer once it has arrived, or `onAbort` if the client leaves first. */
+  collect (onBody: (body: Buffer) => void, onAbort: () => void): void {
+    this.#taken = true
+    if (this.#complete) onBody(this.#joined())
+    else if (this.#aborted) onAbort()
+    else {
+      this.#onBody = onBody
+      this.#onAbort = onAbort
+    }
+  }
+
+  /** The body as a readable stream; reads from the client stop while it is full. */
+  stream (): Readable {
+    if (this.#stream !== null) return this.#stream
+    this.#taken = true
+    const connection = this.#connection
+    const stream = new Readable({ read () { connection.bodyWanted() } })
+    this.#stream = stream
+    const chunks = this.#chunks
+    this.#chunks = null
+    if (chunks !== null) for (const chunk of chunks) stream.push(chunk)
+    if (this.#complete) stream.push(null)
+    else if (this.#aborted) destroyQuietly(stream)
+    return stream
+  }
+
+  /** @internal no one took the body: what still arrives is dropped (node:http dumps it the same way). */
+  discardUntaken (): void {
+    if (this.#taken) return
+    this.#discard = true
+    this.#chunks = null
+  }
+
+  /** @internal the response ended before the body did (e.g. a 413 mid-upload): drop the rest so the connection can go on. */
+  discardRest (): boolean {
+    if (this.#complete || this.#aborted) return false
+    this.#discard = true
+    this.#chunks = null
+    this.#onBody = null
+    this.#onAbort = null
+    const stream = this.#stream
+    if (stream !== null && !stream.destroyed) destroyQuietly(stream)
+    return true
+  }
+
+  /** @internal a body chunk from the parser. */
+  push (chunk: Buffer): void {
+    if (this.#discard) return
+    const stream = this.#stream
+    if (stream !== null) {
+      if (!stream.push(chunk)) this.#connection.bodyFull()
+    } else {
+      if (this.#chunks === null) this.#chunks = []
+      this.#chunks.push(chunk)
+    }
+  }
+
+  /** @internal the parser reached the end of this request. */
+  complete (): void {
+    this.#complete = true
+    if (this.#stream !== null) this.#stream.push(null)
+    else if (this.#onBody !== null) {
+      const onBody = this.#onBody
+      this.#onBody = null
+      this.#onAbort = null
+      onBody(this.#joined())
+    }
+  }
+
+  /** @internal the connection closed before the body ended. */
+  abort (): void {
+    if (this.#complete || this.#aborted) return
+    this.#aborted = true
+    this.#chunks = null
+    if (this.#stream !== null) destroyQuietly(this.#stream)
+    else if (this.#onAbort !== null) {
+      const onAbort = this.#onAbort
+      this.#onBody = null
+      this.#onAbort = null
+      onAbort()
+    }
+  }
+
+  #joined (): Buffer {
+    const chunks = this.#chunks
+    this.#chunks = null
+    if (chunks === null) return Buffer.alloc(0)
+    return chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks)
+  }
+}
+
+type Listener = (this: FrontResponse) => void
+
+/**
+ * The response to a front request: the part of `ServerResponse` the adapter and the proxy's
+ * error replies use. The adapter's direct write (the normal case) writes the head and body
+ * to the socket itself and only calls `end()`; `writeHead`/`write`/`end` frame a response
+ * here for the rest (error replies, rewritten batch results).
+ */
+export class FrontResponse {
+  statusCode = 200
+  _header: string | null = null
+  _headerSent = false
+  finished = false
+  readonly shouldKeepAlive: boolean
+  readonly socket: Socket
+  readonly req: FrontRequest
+  readonly #connection: FrontConnection
+  #closeListeners: Listener[] | null = null
+  #headPending = false
+  #chunked = false
+  #bodiless = false
+
+  constructor (connection: FrontConnection, request: FrontRequest, keepAlive: boolean) {
+    this.#connection = connection
+    this.socket = connection.socket
+    this.req = request
+    this.shouldKeepAlive = keepAlive
+  }
+
+  get headersSent (): boolean { return this._headerSent }
+  get writableFinished (): boolean { return this.finished }
+  get writableEnded (): boolean { return this.finished }
+  get destroyed (): boolean { return this.socket.destroyed }
+
+  on (event: string, listener: Listener): this {
+    if (event === 'close') {
+      if (this.#closeListeners === null) this.#closeListeners = []
+      this.#closeListeners.push(listener)
+    } else if (event === 'drain') this.socket.on('drain', listener as () => void)
+    return this
+  }
+
+  once (event: string, listener: Listener): this {
+    if (event === 'drain') this.socket.once('drain', listener as () => void)
+    else if (event === 'close') {
+      const wrapped: Listener = function (this: FrontResponse) {
+        this.removeListener('close', wrapped)
+        listener.call(this)
+      }
+      this.on('close', wrapped)
+    }
+    return this
+  }
+
+  removeListener (event: string, listener: Listener): this {
+    if (event === 'close') {
+      const listeners = this.#closeListeners
+      const at = listeners === null ? -1 : listeners.indexOf(listener)
+      if (at !== -1) (listeners as Listener[]).splice(at, 1)
+    } else if (event === 'drain') this.socket.removeListener('drain', listener as () => void)
+    return this
+  }
+
+  off (event: string, listener: Listener): this { return this.removeListener(event, listener) }
+
+  /** @internal the client's connection closed. */
+  emitClose (): void {
+    const listeners = this.#closeListeners
+    if (listeners === null) return
+    this.#closeListeners = null
+    for (const listener of listeners) listener.call(this)
+  }
+
+  writeHead (statusCode: number, textOrHeaders?: string | readonly string[] | Record<string, string | number | readonly string[] | undefined>, maybeHeaders?: readonly string[] | Record<string, string | number | readonly string[] | undefined>): this {
+    if (this._headerSent || this.#headPending) throw Object.assign(new Error('Cannot write headers after they are sent to the client'), { code: 'ERR_HTTP_HEADERS_SENT' })
+    const statusText = typeof textOrHeaders === 'string' ? textOrHeaders : ''
+    const headers = typeof textOrHeaders === 'string' ? maybeHeaders : textOrHeaders
+    let head = `HTTP/1.1 ${statusCode} ${statusText || STATUS_CODES[statusCode] || 'unknown'}\r\n`
+    let hasLength = false
+    let hasDate = false
+    let close = !this.shouldKeepAlive
+    const add = (name: string, value: string): void => {
+      const lower = name.toLowerCase()
+      if (lower === 'connection') {
+        if (value.toLowerCase().includes('close')) close = true
+        return
+      }
+      // The framing is the front's to write.
+      if (lower === 'transfer-encoding' || lower === 'keep-alive') return
+      if (lower === 'content-length') hasLength = true
+      else if (lower === 'date') hasDate = true
+      head += `${name}: ${value}\r\n`
+    }
+    if (Array.isArray(headers)) {
+      for (let i = 0; i < headers.length; i += 2) add(headers[i] as string, String(headers[i + 1]))
+    } else if (headers !== undefined) {
+      for (const name of Object.keys(headers)) {
+        const value = (headers as Record<string, string | number | readonly string[] | undefined>)[name]
+        if (value === undefined) continue
+        if (Array.isArray(value)) for (const item of value) add(name, String(item))
+        else add(name, String(value))
+      }
+    }
+    const method = this.req.method
+    this.#bodiless = method === 'HEAD' || statusCode === 204 || statusCode === 304 || statusCode < 200
+    this.#chunked = !this.#bodiless && !hasLength
+    // As node:http: every response the proxy writes itself carries Date (RFC 9110 §6.6.1).
+    if (!hasDate) head += `date: ${httpDate()}\r\n`
+    head += close ? 'connection: close\r\n' : keepAliveLines(this.#connection.keepAliveTimeout)
+    head += this.#chunked ? 'transfer-encoding: chunked\r\n\r\n' : '\r\n'
+    if (close) this.#connection.closeAfterResponse = true
+    this.statusCode = statusCode
+    this._header = head
+    this.#headPending = true
+    return this
+  }
+
+  flushHeaders (): void {
+    if (this.#headPending) this.#flushHead()
+  }
+
+  write (chunk: Buffer | string, encoding?: BufferEncoding): boolean {
+    if (!this._headerSent && !this.#headPending) this.writeHead(this.statusCode)
+    const socket = this.socket
+    socket.cork()
+    if (this.#headPending) this.#flushHead()
+    const written = this.#writeBody(chunk, encoding)
+    socket.uncork()
+    return written
+  }
+
+  end (chunk?: Buffer | string, encoding?: BufferEncoding): this {
+    if (this.finished) return this
+    if (!this._headerSent && !this.#headPending) this.writeHead(this.statusCode)
+    const socket = this.socket
+    if (this.#headPending || chunk !== undefined || this.#chunked) {
+      socket.cork()
+      if (this.#headPending) this.#flushHead()
+      if (chunk !== undefined) this.#writeBody(chunk, encoding)
+      if (this.#chunked) socket.write('0\r\n\r\n', 'latin1')
+      socket.uncork()
+    }
+    this.finished = true
+    this.#connection.responseDone(this)
+    return this
+  }
+
+  destroy (error?: Error): this {
+    this.socket.destroy(error)
+    return this
+  }
+
+  #flushHead (): void {
+    this.#headPending = false
+    this._headerSent = true
+    this.socket.write(this._header as string, 'latin1')
+  }
+
+  #writeBody (chunk: Buffer | string, encoding?: BufferEncoding): boolean {
+    if (this.#bodiless) return true
+    const socket = this.socket
+    if (!this.#chunked) return typeof chunk === 'string' ? socket.write(chunk, encoding ?? 'utf8') : socket.write(chunk)
+    const length = typeof chunk === 'string' ? Buffer.byteLength(chunk, encoding ?? 'utf8') : chunk.length
+    if (length === 0) return true
+    socket.write(`${length.toString(16)}\r\n`, 'latin1')
+    if (typeof chunk === 'string') socket.write(chunk, encoding ?? 'utf8')
+    else socket.write(chunk)
+    return socket.write('\r\n', 'latin1')
+  }
+}
+
+export type FrontHandler = (request: FrontRequest, response: FrontResponse) => void
+
+export interface FrontOptions {
+  /** Serves a front request (called synchronously as its head is parsed). */
+  handler: FrontHandler
+  /** True while the proxy drains: responses then close their connection. */
+  draining: () => boolean
+  /** An exception escaped the handler or a body callback; its connection is closed. */
+  onError: (error: unknown) => void
+}
+
+type ConnectionListener = (this: Server, socket: Socket) => void
+
+function onSocketError (): void {
+  // 'close' follows; the connection cleans up there.
+}
+
+/**
+ * One client connection served by the front: a request parser reading the socket itself,
+ * the response being written (one at a time, in order), and requests that arrived pipelined
+ * behind it.
+ */
+class FrontConnection {
+  readonly socket: FrontSocket
+  readonly keepAliveTimeout: number
+  closeAfterResponse = false
+  readonly #server: Server
+  readonly #options: FrontOptions
+  readonly #nodeListeners: ConnectionListener[]
+  readonly #parser: HTTPParserInstance
+  readonly #handle: StreamHandle
+  #headerLines: string[] = []
+  #url = ''
+  #active: FrontResponse | null = null
+  #queue: FrontRequest[] = []
+  #parsing: FrontRequest | null = null
+  /** The rebuilt head of a request for node:http, with every byte after it; set once. */
+  #handOff: Buffer | null = null
+  #handOffHead: string | null = null
+  #closed = false
+  #pausedForQueue = false
+  #pausedForBody = false
+  #idleSince = 0
+  #lastRead = 0
+  #timer: NodeJS.Timeout | null = null
+
+  constructor (server: Server, socket: FrontSocket, handle: StreamHandle, options: FrontOptions, nodeListeners: ConnectionListener[], connections: unknown) {
+    this.#server = server
+    this.socket = socket
+    this.#handle = handle
+    this.#options = options
+    this.#nodeListeners = nodeListeners
+    this.keepAliveTimeout = server.keepAliveTimeout
+    const parser = new HTTPParser()
+    this.#parser = parser
+    const lenient = (server as Server & { insecureHTTPParser?: boolean }).insecureHTTPParser === true
+    parser.initialize(HTTPParser.REQUEST, {}, (server as Server & { maxHeaderSize?: number }).maxHeaderSize ?? 0, lenient ? HTTPParser.kLenientAll : HTTPParser.kLenientNone, connections)
+    parser.socket = socket
+    parser[kOnHeaders] = (headers: string[], url: string) => {
+      for (const line of headers) this.#headerLines.push(line)
+      this.#url += url
+    }
+    // Every callback is guarded: llhttp reads the socket itself, so an exception thrown here would
+    // have no JavaScript caller to reach and would end the process. It fails the connection instead.
+    parser[kOnHeadersComplete] = (major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined,
+      _statusCode: unknown, _statusMessage: unknown, upgrade: boolean, keepAlive: boolean): number => {
+      if (headers === undefined) {
+        headers = this.#headerLines
+        this.#headerLines = []
+      }
+      if (url === undefined) {
+        url = this.#url
+        this.#url = ''
+      }
+      try {
+        return this.#onHead(major, minor, headers, method, url, upgrade, keepAlive)
+      } catch (error) {
+        this.#callbackFailed(error)
+        return 1
+      }
+    }
+    parser[kOnBody] = (chunk: Buffer) => {
+      const request = this.#parsing
+      if (request === null) return
+      try {
+        request.push(chunk)
+      } catch (error) {
+        this.#callbackFailed(error)
+      }
+    }
+    parser[kOnMessageComplete] = () => {
+      const request = this.#parsing
+      if (request === null) return
+      this.#parsing = null
+      try {
+        request.complete()
+      } catch (error) {
+        this.#callbackFailed(error)
+      }
+    }
+    parser[kOnExecute] = (result: number | Error) => { this.#afterExecute(result) }
+    socket.parser = parser
+    socket.on('error', onSocketError)
+    socket.on('end', this.#onEnd)
+    socket.on('close', this.#onClose)
+    handle._consumed = true
+    parser.consume(handle)
+    // Flowing, so the end of the client's side ('end') is seen: no data comes through the stream itself.
+    socket.resume()
+    this.#idleSince = performance.now()
+    if (this.keepAliveTimeout > 0) this.#timer = setTimeout(onKeepAliveTimer, this.keepAliveTimeout, this).unref()
+  }
+
+  #onHead (major: number, minor: number, headers: string[], method: number, url: string, upgrade: boolean, keepAlive: boolean): number {
+    const name = METHOD_NAMES[method]
+    let contentLength = -1
+    let transferEncoding = false
+    let expect = false
+    for (let i = 0; i < headers.length; i += 2) {
+      const header = headers[i] as string
+      const length = header.length
+      if (length === 14) {
+        if (header.toLowerCase() === 'content-length') contentLength = Number(headers[i + 1])
+      } else if (length === 17) {
+        if (header.toLowerCase() === 'transfer-encoding') transferEncoding = true
+      } else if (length === 6) {
+        if (header.toLowerCase() === 'expect') expect = true
+      }
+    }
+    if (name === undefined) {
+      this.#onParseError(Object.assign(new Error('Unknown request method'), { code: 'HPE_INVALID_METHOD' }))
+      return 1
+    }
+    if (major !== 1 || minor !== 1 || !keepAlive || upgrade || expect || !url.startsWith('/v1/') || this.#handOff !== null) {
+      // Not ours: stop after this head (2: as for an upgrade) and give the connection to node:http.
+      let head = `${name} ${url} HTTP/${major}.${minor}\r\n`
+      for (let i = 0; i < headers.length; i += 2) head += `${headers[i] as string}: ${headers[i + 1] as string}\r\n`
+      this.#handOffHead = `${head}\r\n`
+      this.#parsing = null
+      return 2
+    }
+    const request = new FrontRequest(this, name, url, headers, contentLength, transferEncoding)
+    this.#parsing = request
+    if (this.#active === null && this.#queue.length === 0) this.#dispatch(request)
+    else {
+      // Pipelined: served after the responses before it, in order; reading pauses meanwhile.
+      this.#queue.push(request)
+      this.#pausedForQueue = true
+      this.#updateReading()
+    }
+    return 0
+  }
+
+  #callbackFailed (error: unknown): void {
+    this.#options.onError(error)
+    this.socket.destroy()
+  }
+
+  #dispatch (request: FrontRequest): void {
+    const response = new FrontResponse(this, request, !this.#options.draining())
+    this.#active = response
+    this.socket._httpMessage = response
+    this.#options.handler(request, response)
+    request.discardUntaken()
+  }
+
+  #afterExecute (result: number | Error): void {
+    // Bytes arrived: the keep-alive clock restarts (a head arriving in pieces is not idle).
+    this.#lastRead = performance.now()
+    if (typeof result !== 'number') {
+      this.#onParseError(result)
+      return
+    }
+    const head = this.#handOffHead
+    if (head !== null && this.#handOff === null) {
+      // Everything after the head (its body, later requests) goes to node:http with it.
+      const rest = this.#parser.getCurrentBuffer().subarray(result)
+      this.#handOff = Buffer.concat([Buffer.from(head, 'latin1'), rest])
+      this.#handOffHead = null
+      this.#parser.unconsume()
+      this.#handle._consumed = false
+      this.#stopReading()
+      if (this.#active === null && this.#queue.length === 0) this.#giveToNode()
+    }
+  }
+
+  #onParseError (error: Error): void {
+    const active = this.#active
+    if (active?.headersSent) {
+      this.socket.destroy()
+      return
+    }
+    if (this.#server.listenerCount('clientError') > 0) this.#server.emit('clientError', error, this.socket)
+    else this.socket.destroy(error)
+  }
+
+  /** @internal the response in progress ended. */
+  responseDone (response: FrontResponse): void {
+    if (this.#active !== response) return
+    this.#active = null
+    this.socket._httpMessage = null
+    if (this.#closed) return
+    if (response.req.discardRest()) this.bodyWanted()
+    if (this.closeAfterResponse) {
+      this.socket.destroySoon()
+      return
+    }
+    if (this.#queue.length > 0 || this.#handOff !== null) {
+      // After the ending exchange has settled (its upstream connection is free again), as node:http does.
+      process.nextTick(continueConnection, this)
+      return
+    }
+    this.#idleSince = performance.now()
+  }
+
+  /** @internal the next pipelined request, or the hand-off to node:http, once the response before it ended. */
+  continue (): void {
+    if (this.#closed || this.#active !== null) return
+    const next = this.#queue.shift()
+    if (next !== undefined) {
+      if (this.#queue.length === 0) {
+        this.#pausedForQueue = false
+        this.#updateReading()
+      }
+      this.#dispatch(next)
+    } else if (this.#handOff !== null) this.#giveToNode()
+  }
+
+  /** @internal a request body stream is full: stop reading the socket. */
+  bodyFull (): void {
+    this.#pausedForBody = true
+    this.#updateReading()
+  }
+
+  /** @internal a request body stream wants more. */
+  bodyWanted (): void {
+    if (!this.#pausedForBody) return
+    this.#pausedForBody = false
+    this.#updateReading()
+  }
+
+  /** @internal keep-alive timer: close a connection idle for the server's keep-alive timeout. */
+  keepAliveCheck (): void {
+    this.#timer = null
+    if (this.#closed || this.#handOff !== null) return
+    const timeout = this.keepAliveTimeout
+    let wait = timeout
+    if (this.#active === null && this.#queue.length === 0 && this.#parsing === null) {
+      const idle = performance.now() - Math.max(this.#idleSince, this.#lastRead)
+      if (idle >= timeout - 1) {
+        this.socket.destroy()
+        return
+      }
+      wait = timeout - idle
+    }
+    this.#timer = setTimeout(onKeepAliveTimer, wait, this).unref()
+  }
+
+  #updateReading (): void {
+    if (this.#closed || this.#handOff !== null) return
+    const handle = this.#handle
+    const paused = this.#pausedForQueue || this.#pausedForBody
+    if (paused && handle.reading !== false) {
+      handle.reading = false
+      handle.readStop()
+    } else if (!paused && handle.reading === false) {
+      handle.reading = true
+      handle.readStart()
+    }
+  }
+
+  #stopReading (): void {
+    const handle = this.#handle
+    if (handle.reading !== false) {
+      handle.reading = false
+      handle.readStop()
+    }
+  }
+
+  /** Hand the connection to node:http: its head rebuilt, the unparsed bytes put back. */
+  #giveToNode (): void {
+    const socket = this.socket
+    const data = this.#handOff as Buffer
+    this.#detach()
+    if (socket.destroyed || socket.readableEnded) {
+      socket.destroy()
+      return
+    }
+    socket.removeListener('end', this.#onEnd)
+    socket.removeListener('close', this.#onClose)
+    socket.removeListener('error', onSocketError)
+    socket.parser = null
+    socket._httpMessage = null
+    socket.pause()
+    socket.unshift(data)
+    for (const listener of this.#nodeListeners) listener.call(this.#server, socket)
+    socket.resume()
+  }
+
+  readonly #onEnd = (): void => {
+    if (this.#handOff !== null) return
+    this.#parser.finish()
+    // As node:http (without httpAllowHalfOpen): the client's end closes the connection, and the
+    // close aborts what is in flight, so an upstream generation for a client that left stops.
+    this.socket.destroySoon()
+  }
+
+  readonly #onClose = (): void => {
+    if (this.#closed) return
+    this.#detach()
+    this.#parsing?.abort()
+    this.#parsing = null
+    for (const request of this.#queue) request.abort()
+    this.#queue = []
+    const active = this.#active
+    if (active !== null && !active.finished) active.emitClose()
+  }
+
+  #detach (): void {
+    this.#closed = true
+    if (this.#timer !== null) {
+      clearTimeout(this.#timer)
+      this.#timer = null
+    }
+    const parser = this.#parser
+    if (this.#handle._consumed === true) {
+      parser.unconsume()
+      this.#handle._consumed = false
+    }
+    parser.remove()
+    parser.socket = null
+    // Not inside the parser's own call stack: node:http closes its parsers the same way.
+    setImmediate(closeParser, parser)
+  }
+}
+
+function closeParser (parser: HTTPParserInstance): void {
+  parser.close()
+}
+
+function continueConnection (connection: FrontConnection): void {
+  connection.continue()
+}
+
+function onKeepAliveTimer (connection: FrontConnection): void {
+  connection.keepAliveCheck()
+}
+
+function connectionsOf (server: Server): unknown {
+  const symbol = Object.getOwnPropertySymbols(server).find((candidate) => candidate.description === 'http.server.connections')
+  return symbol === undefined ? undefined : (server as unknown as Record<symbol, unknown>)[symbol]
+}
+
+/**
+ * Put the front before a node:http server's own connection handling. Connections the front
+ * cannot take (no native stream handle, `maxRequestsPerSocket` set) go straight to node:http.
+ */
+export function installFront (server: Server, options: FrontOptions): void {
+  const nodeListeners = server.listeners('connection') as ConnectionListener[]
+  server.removeAllListeners('connection')
+  server.on('connection', (socket: FrontSocket) => {
+    const handle = socket._handle
+    if (handle === null || handle.isStreamBase !== true || handle._consumed === true || (server.maxRequestsPerSocket ?? 0) > 0) {
+      for (const listener of nodeListeners) listener.call(server, socket)
+      return
+    }
+    // eslint-disable-next-line no-new
+    new FrontConnection(server, socket, handle, options, nodeListeners, connectionsOf(server))
+  })
+}
