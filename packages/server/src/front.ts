@@ -532,6 +532,10 @@ class FrontConnection {
       }
     }
     parser[kOnMessageComplete] = () => {
+      // Trailer lines of a chunked body come through kOnHeaders: they are dropped here, never
+      // left to be read as the next request's headers.
+      if (this.#headerLines.length > 0) this.#headerLines = []
+      this.#url = ''
       const request = this.#parsing
       if (request === null) return
       this.#parsing = null

@@ -526,6 +526,25 @@ describe('the front: the client side of /v1/* on a real connection', () => {
       expect((upstream.requests[1] as { body: Buffer }).body.toString('utf8')).toBe('{"after":"upload"}')
     })
 
+    test.each([true, false])('trailer lines after a chunked body never become headers of the next request (front %s)', async (front) => {
+      const proxy = await proxyWith({ front })
+      const { socket, reader } = await open(proxy)
+      await writeAndWait(socket, `POST /v1/messages HTTP/1.1\r\n${REQUEST_HEADERS}transfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nx-smuggled: 1\r\nanthropic-beta: from-trailer\r\n\r\n`)
+      expect((await reader.response()).statusLine).toBe('HTTP/1.1 200 OK')
+      // The next head arrives in two reads, so the parser hands its lines over in pieces.
+      await writeAndWait(socket, `POST /v1/messages HTTP/1.1\r\n${REQUEST_HEADERS}`)
+      await sleep(50)
+      socket.write('content-length: 2\r\n\r\n{}')
+      expect((await reader.response()).statusLine).toBe('HTTP/1.1 200 OK')
+
+      expect(upstream.requests).toHaveLength(2)
+      expect(upstream.requests[0]?.body.toString('latin1')).toBe('hello')
+      const names = (upstream.requests[1] as { rawHeaders: string[] }).rawHeaders.filter((_, i) => i % 2 === 0).map((name) => name.toLowerCase())
+      expect(names).toContain('x-api-key')
+      expect(names).not.toContain('x-smuggled')
+      expect(names).not.toContain('anthropic-beta')
+    })
+
     test('a chunked body, its chunks in separate writes, reaches the upstream byte-exact', async () => {
       const proxy = await proxyWith()
       const { socket, reader } = await open(proxy)
