@@ -180,7 +180,10 @@ export function createProxyHandler (context: ProxyContext): (request: ProxyReque
       if (error !== null && !exchange.headersSent) {
         if (exchange.clientAborted) status = 499
         else {
-          sendError(response, error.code, error.message)
+          // On node:http a body left half-read (413 past the limit, an upstream that failed
+          // mid-upload) would stall the connection: the reply closes it instead. (The front reads
+          // and drops the rest itself, and keeps the connection.)
+          sendError(response, error.code, error.message, { close: !front && !(request as IncomingMessage).complete })
           status = ERROR_POLICY[error.code].status
         }
       }
