@@ -429,6 +429,28 @@ describe('the front: the client side of /v1/* on a real connection', () => {
       expect(upstream.requests).toHaveLength(0)
     })
 
+    // Request-smuggling shapes: the front uses node:http's own parser in the same strict mode, so
+    // both refuse them alike, and nothing reaches the upstream.
+    test.each([
+      ['content-length with transfer-encoding', 'POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-length: 4\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\nGET /v1/smuggled HTTP/1.1\r\nhost: x\r\n\r\n'],
+      ['chunked not last', 'POST /v1/messages HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked, identity\r\n\r\n0\r\n\r\n'],
+      ['two different content-lengths', 'POST /v1/messages HTTP/1.1\r\nhost: x\r\ncontent-length: 1\r\ncontent-length: 2\r\n\r\nab'],
+      ['an obsolete folded header line', 'GET /v1/models HTTP/1.1\r\nhost: x\r\n x-folded: 1\r\n\r\n'],
+      ['bare LF line ends', 'GET /v1/models HTTP/1.1\nhost: x\n\n'],
+    ])('%s: 400 on both fronts, the connection closes, nothing goes upstream', async (_name, raw) => {
+      for (const front of [true, false]) {
+        const proxy = await proxyWith({ front })
+        const { socket, reader, closed } = await open(proxy)
+        socket.write(raw)
+        const response = await reader.response()
+        expect(response.statusLine).toBe('HTTP/1.1 400 Bad Request')
+        expect(errorOf(response).error.type).toBe('invalid_request_error')
+        await within(closed, 2_000, 'the proxy closing the connection')
+        expect(reader.unread.length).toBe(0)
+      }
+      expect(upstream.requests).toHaveLength(0)
+    })
+
     test('malformed bytes after a served /v1 request on the same connection: 400, then the socket closes', async () => {
       const proxy = await proxyWith()
       const { socket, reader, closed } = await open(proxy)
