@@ -124,6 +124,13 @@ function destroyQuietly (stream: Readable): void {
   stream.destroy(stream.listenerCount('error') > 0 ? abortedError() : undefined)
 }
 
+/** Headers of which node:http keeps only the first when repeated (IncomingMessage's matchKnownFields). */
+const SINGLE_VALUE_HEADERS = new Set([
+  'age', 'authorization', 'content-length', 'content-type', 'etag', 'expires', 'from', 'host',
+  'if-modified-since', 'if-unmodified-since', 'last-modified', 'location', 'max-forwards',
+  'proxy-authorization', 'referer', 'retry-after', 'server', 'user-agent',
+])
+
 /**
  * A `/v1/*` request read by the front. It carries what the proxy handler reads from an
  * `IncomingMessage` (method, url, rawHeaders, a lazily built `headers` object) plus the two
@@ -161,7 +168,7 @@ export class FrontRequest {
     this.hasTransferEncoding = hasTransferEncoding
   }
 
-  /** Header names lower-cased, repeated headers joined with ", " (as node:http), built on first use. */
+  /** Header names lower-cased and repeated headers merged as node:http merges them, built on first use. */
   get headers (): IncomingHttpHeaders {
     if (this.#headers === undefined) {
       const headers: Record<string, string | string[]> = {}
@@ -172,7 +179,8 @@ export class FrontRequest {
         const seen = headers[name]
         if (seen === undefined) headers[name] = name === 'set-cookie' ? [value] : value
         else if (Array.isArray(seen)) seen.push(value)
-        else headers[name] = `${seen}, ${value}`
+        else if (name === 'cookie') headers[name] = `${seen}; ${value}`
+        else if (!SINGLE_VALUE_HEADERS.has(name)) headers[name] = `${seen}, ${value}`
       }
       this.#headers = headers
     }

@@ -534,6 +534,26 @@ describe('the front: the client side of /v1/* on a real connection', () => {
     })
   })
 
+  describe('headers the proxy reads', () => {
+    // Managed auth reads the presented key from the headers object: a repeated Authorization
+    // header is resolved as node:http resolves it (the first one counts) on both fronts.
+    test.each([true, false])('a repeated Authorization header: the first one counts (front %s)', async (front) => {
+      const proxy = await proxyWith({ front, auth: { mode: 'managed', upstreamApiKey: 'sk-ant-upstream', proxyKeys: ['team-a'] } })
+      const { socket, reader } = await open(proxy)
+      const body = '{}'
+      const request = (first: string, second: string): string =>
+        `POST /v1/messages HTTP/1.1\r\nhost: proxy\r\nanthropic-version: 2023-06-01\r\ncontent-type: application/json\r\nauthorization: Bearer ${first}\r\nauthorization: Bearer ${second}\r\ncontent-length: ${body.length}\r\n\r\n${body}`
+      socket.write(request('team-a', 'wrong'))
+      expect((await reader.response()).statusLine).toBe('HTTP/1.1 200 OK')
+      socket.write(request('wrong', 'team-a'))
+      expect((await reader.response()).statusLine).toBe('HTTP/1.1 401 Unauthorized')
+      expect(upstream.requests).toHaveLength(1)
+      const sent = (upstream.requests[0] as { rawHeaders: string[] }).rawHeaders
+      expect(sent.filter((_, i) => i % 2 === 0).map((name) => name.toLowerCase())).not.toContain('authorization')
+      expect(sent[sent.findIndex((name) => name.toLowerCase() === 'x-api-key') + 1]).toBe('sk-ant-upstream')
+    })
+  })
+
   describe('request bodies', () => {
     test('a 2 MB body sent in several writes reaches the upstream byte-exact', async () => {
       const proxy = await proxyWith()
