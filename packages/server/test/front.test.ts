@@ -1,6 +1,7 @@
+import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import type { ServerResponse } from 'node:http'
-import { connect, type Socket } from 'node:net'
+import { createServer, type ServerResponse } from 'node:http'
+import { type AddressInfo, connect, type Socket } from 'node:net'
 import Anthropic from '@anthropic-ai/sdk'
 import type { ServerOptions } from '@apt/server'
 import { afterEach, beforeEach, describe, expect, test } from 'vitest'
@@ -615,6 +616,66 @@ describe('the front: the client side of /v1/* on a real connection', () => {
       socket.write(post('/v1/messages', '{"after":"chunked"}'))
       expect((await reader.response()).body.toString('utf8')).toBe(JSON_BODY)
       expect(reader.ended).toBe(false)
+    })
+  })
+
+  describe('upload back-pressure', () => {
+    // An upstream that stops reading must stop the client's upload too, not have the proxy read
+    // it into memory: the client's writes stall well before the whole body is out.
+    test.each([true, false])('an upstream that stops reading stalls the client\'s upload; released, the body arrives byte-exact (front %s)', async (front) => {
+      const size = 64 * 1024 * 1024
+      let release = (): void => {}
+      const released = new Promise<void>((resolve) => { release = resolve })
+      let received = 0
+      const hash = createHash('sha256')
+      const slow = createServer((request, response) => {
+        request.pause()
+        void released.then(() => {
+          request.on('data', (chunk: Buffer) => {
+            received += chunk.length
+            hash.update(chunk)
+          })
+          request.on('end', () => {
+            response.writeHead(200, { 'content-type': 'application/json', 'content-length': 2 })
+            response.end('{}')
+          })
+          request.resume()
+        })
+      })
+      slow.listen(0, '127.0.0.1')
+      await once(slow, 'listening')
+      try {
+        const proxy = await proxyWith({ front, upstream: { origin: `http://127.0.0.1:${(slow.address() as AddressInfo).port}` } })
+        const { socket, reader } = await open(proxy)
+        const body = pattern(size, 9)
+        socket.write(`POST /v1/files HTTP/1.1\r\n${REQUEST_HEADERS}content-length: ${size}\r\n\r\n`)
+        let written = 0
+        const piece = 1024 * 1024
+        // Write until the socket stays full for 500 ms.
+        for (;;) {
+          if (written === size) break
+          const ok = socket.write(body.subarray(written, written + piece))
+          written += piece
+          if (!ok) {
+            const drained = await Promise.race([once(socket, 'drain').then(() => true), sleep(500).then(() => false)])
+            if (!drained) break
+          }
+        }
+        expect(written).toBeLessThan(size * 0.75)
+        release()
+        while (written < size) {
+          if (!socket.write(body.subarray(written, written + piece))) await once(socket, 'drain')
+          written += piece
+        }
+        const response = await reader.response()
+        expect(response.statusLine).toBe('HTTP/1.1 200 OK')
+        expect(received).toBe(size)
+        expect(hash.digest('hex')).toBe(createHash('sha256').update(body).digest('hex'))
+      } finally {
+        release()
+        slow.closeAllConnections()
+        await new Promise<void>((resolve) => slow.close(() => resolve()))
+      }
     })
   })
 
