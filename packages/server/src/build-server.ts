@@ -9,7 +9,7 @@ import { createModelLabeler } from './model-label.js'
 import { errorBody, proxyRequestId, sendError } from './errors.js'
 import { createServerMetrics, type RequestRecord } from './metrics.js'
 import { DEFAULT_LIMITS, type ServerOptions } from './options.js'
-import { type FrontRequest, type FrontResponse, installFront } from './front.js'
+import { type FrontRequest, type FrontResponse, type FrontStats, installFront } from './front.js'
 import { createProxyHandler, type ProxyState } from './proxy-handler.js'
 import { BatchedDestination, logRequest } from './request-log.js'
 import { ROUTE_NAMES, type RouteName } from './routes-table.js'
@@ -113,6 +113,7 @@ export function buildServer (options: ServerOptions): FastifyInstance {
   // the node:http listener hands those requests straight to the proxy handler.
   let fastPath: ((request: IncomingMessage | FrontRequest, response: ServerResponse | FrontResponse) => void) | null = null
   const front = options.front ?? true
+  let frontStats: FrontStats | null = null
   const app = Fastify({
     logger: options.logger === false
       ? false
@@ -134,7 +135,7 @@ export function buildServer (options: ServerOptions): FastifyInstance {
       server.on('clientError', onClientError)
       // The front serves plain `/v1/*` requests without node:http's request and response objects.
       if (front) {
-        installFront(server, {
+        frontStats = installFront(server, {
           handler: (request, response) => { (fastPath as NonNullable<typeof fastPath>)(request, response) },
           draining: () => state.draining,
           onError: (error) => { app.log.error({ err: error }, 'front connection failed') },
@@ -161,6 +162,7 @@ export function buildServer (options: ServerOptions): FastifyInstance {
     connectionStats: () => upstream.stats(),
     gauges: () => ({ inFlightRequests: state.inFlightRequests, inFlightStreams: state.inFlightStreams, draining: state.draining }),
     ...(monitor === null ? {} : { alerts: () => monitor.alerts().map((alert) => ({ id: alert.rule.id, firing: alert.state === 'firing' })) }),
+    ...(front ? { front: () => frontStats } : {}),
   })
   if (monitor !== null) {
     monitor.onAlert((transition) => {
@@ -288,6 +290,8 @@ export function buildServer (options: ServerOptions): FastifyInstance {
           active_streams: state.inFlightStreams,
           routes,
           status_codes: Object.fromEntries([...statusCounts].map(([status, count]) => [String(status), count])),
+          // Connections the front took, and those it handed to node:http (by reason); null when the front is off.
+          front: frontStats === null ? null : { connections: frontStats.connections, handoffs: { ...frontStats.handOffs }, bypassed: frontStats.bypassed },
         },
         usage_metrics: {
           by_model: Object.fromEntries([...usageByModel].map(([model, totals]) => [model, { ...totals }])),

@@ -451,6 +451,20 @@ export class FrontResponse {
 
 export type FrontHandler = (request: FrontRequest, response: FrontResponse) => void
 
+/** Why a connection went to node:http: what its first request the front does not serve had. */
+export type HandOffReason = 'route' | 'version' | 'close' | 'expect' | 'upgrade'
+export const HAND_OFF_REASONS: readonly HandOffReason[] = ['route', 'version', 'close', 'expect', 'upgrade']
+
+/** Counters of the front, for the metrics endpoints. */
+export interface FrontStats {
+  /** Connections the front took. */
+  connections: number
+  /** Connections it handed to node:http, by reason. */
+  handOffs: Record<HandOffReason, number>
+  /** Connections that went straight to node:http (no native stream handle, `maxRequestsPerSocket`). */
+  bypassed: number
+}
+
 export interface FrontOptions {
   /** Serves a front request (called synchronously as its head is parsed). */
   handler: FrontHandler
@@ -477,6 +491,7 @@ class FrontConnection {
   closeAfterResponse = false
   readonly #server: Server
   readonly #options: FrontOptions
+  readonly #stats: FrontStats
   readonly #nodeListeners: ConnectionListener[]
   readonly #parser: HTTPParserInstance
   readonly #handle: StreamHandle
@@ -495,8 +510,10 @@ class FrontConnection {
   #lastRead = 0
   #timer: NodeJS.Timeout | null = null
 
-  constructor (server: Server, socket: FrontSocket, handle: StreamHandle, options: FrontOptions, nodeListeners: ConnectionListener[], connections: unknown) {
+  constructor (server: Server, socket: FrontSocket, handle: StreamHandle, options: FrontOptions, nodeListeners: ConnectionListener[], connections: unknown, stats: FrontStats) {
     this.#server = server
+    this.#stats = stats
+    stats.connections++
     this.socket = socket
     this.#handle = handle
     this.#options = options
@@ -586,7 +603,11 @@ class FrontConnection {
       this.#onParseError(Object.assign(new Error('Unknown request method'), { code: 'HPE_INVALID_METHOD' }))
       return 1
     }
-    if (major !== 1 || minor !== 1 || !keepAlive || upgrade || expect || !url.startsWith('/v1/') || this.#handOff !== null) {
+    const reason: HandOffReason | null = major !== 1 || minor !== 1
+      ? 'version'
+      : upgrade ? 'upgrade' : !keepAlive ? 'close' : expect ? 'expect' : url.startsWith('/v1/') ? null : 'route'
+    if (reason !== null) {
+      this.#stats.handOffs[reason]++
       // Not ours: stop after this head (2: as for an upgrade) and give the connection to node:http.
       let head = `${name} ${url} HTTP/${major}.${minor}\r\n`
       for (let i = 0; i < headers.length; i += 2) head += `${headers[i] as string}: ${headers[i + 1] as string}\r\n`
@@ -810,16 +831,19 @@ function connectionsOf (server: Server): unknown {
  * Put the front before a node:http server's own connection handling. Connections the front
  * cannot take (no native stream handle, `maxRequestsPerSocket` set) go straight to node:http.
  */
-export function installFront (server: Server, options: FrontOptions): void {
+export function installFront (server: Server, options: FrontOptions): FrontStats {
+  const stats: FrontStats = { connections: 0, handOffs: { route: 0, version: 0, close: 0, expect: 0, upgrade: 0 }, bypassed: 0 }
   const nodeListeners = server.listeners('connection') as ConnectionListener[]
   server.removeAllListeners('connection')
   server.on('connection', (socket: FrontSocket) => {
     const handle = socket._handle
     if (handle === null || handle.isStreamBase !== true || handle._consumed === true || (server.maxRequestsPerSocket ?? 0) > 0) {
+      stats.bypassed++
       for (const listener of nodeListeners) listener.call(server, socket)
       return
     }
     // eslint-disable-next-line no-new
-    new FrontConnection(server, socket, handle, options, nodeListeners, connectionsOf(server))
+    new FrontConnection(server, socket, handle, options, nodeListeners, connectionsOf(server), stats)
   })
+  return stats
 }

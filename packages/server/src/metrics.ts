@@ -1,6 +1,7 @@
 import type { ConnectionStats } from '@apt/adapter'
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import { IndexedHistogram, KeyedCounter, KeyedHistogram } from './fast-metrics.js'
+import { type FrontStats, HAND_OFF_REASONS } from './front.js'
 import { boundedLabel, createModelLabeler, ERROR_TYPES, STOP_REASONS } from './model-label.js'
 import { ROUTE_NAMES, type RouteName } from './routes-table.js'
 import type { UsageFacts } from './usage-tap.js'
@@ -58,6 +59,8 @@ export function createServerMetrics (options: {
   gauges: () => { inFlightRequests: number, inFlightStreams: number, draining: boolean }
   /** Alert rules and whether each is firing. */
   alerts?: () => { id: string, firing: boolean }[]
+  /** The front's counters, when the front is on. */
+  front?: () => FrontStats | null
 }): ServerMetrics {
   const registry = new Registry()
   if (options.processMetrics) {
@@ -184,6 +187,29 @@ export function createServerMetrics (options: {
     registers: [registry],
     collect () { this.reset(); this.inc(stats().clientAborts) },
   })
+  const front = options.front
+  if (front !== undefined) {
+    new Counter({
+      name: 'apt_front_connections_total',
+      help: 'Client connections taken by the front (plain keep-alive /v1/* served without node:http objects).',
+      registers: [registry],
+      collect () {
+        this.reset()
+        this.inc(front()?.connections ?? 0)
+      },
+    })
+    new Counter({
+      name: 'apt_front_handoffs_total',
+      help: 'Front connections handed to node:http, by what their first such request had: another route, HTTP/1.0, Connection: close, Expect, Upgrade.',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+      collect () {
+        const stats = front()
+        this.reset()
+        for (const reason of HAND_OFF_REASONS) this.inc({ reason }, stats?.handOffs[reason] ?? 0)
+      },
+    })
+  }
   new Gauge({
     name: 'apt_upstream_pool_connections',
     help: 'Upstream pool sockets by state.',

@@ -619,6 +619,37 @@ describe('the front: the client side of /v1/* on a real connection', () => {
     })
   })
 
+  describe('what the operators see', () => {
+    test('front connections and hand-offs by reason, in /metrics and /anthropic/metrics', async () => {
+      const proxy = await proxyWith()
+      const served = await open(proxy)
+      served.socket.write(post('/v1/messages', '{}'))
+      expect((await served.reader.response()).statusLine).toBe('HTTP/1.1 200 OK')
+      const reasons: [string, string][] = [
+        ['route', HEALTH],
+        ['version', 'GET /health HTTP/1.0\r\n\r\n'],
+        ['close', 'GET /v1/models HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n'],
+        ['expect', post('/v1/messages', '{}', 'expect: 100-continue\r\n')],
+      ]
+      for (const [, raw] of reasons) {
+        const { socket, reader } = await open(proxy)
+        socket.write(raw)
+        await reader.waitFor('HTTP/1.1 ')
+      }
+      // Read through inject: no connection of its own, so the counts stay as the test made them.
+      const text = (await proxy.app.inject({ url: '/metrics' })).body
+      expect(text).toMatch(/^apt_front_connections_total 5$/m)
+      for (const [reason] of reasons) expect(text).toMatch(new RegExp(`^apt_front_handoffs_total\\{reason="${reason}"\\} 1$`, 'm'))
+      expect(text).toMatch(/^apt_front_handoffs_total\{reason="upgrade"\} 0$/m)
+      const json = (await proxy.app.inject({ url: '/anthropic/metrics' })).json() as { router_metrics: { front: { connections: number, handoffs: Record<string, number> } } }
+      expect(json.router_metrics.front).toEqual({ connections: 5, handoffs: { route: 1, version: 1, close: 1, expect: 1, upgrade: 0 }, bypassed: 0 })
+
+      const off = await proxyWith({ front: false })
+      expect((await off.app.inject({ url: '/metrics' })).body).not.toContain('apt_front_')
+      expect(((await off.app.inject({ url: '/anthropic/metrics' })).json() as { router_metrics: { front: unknown } }).router_metrics.front).toBeNull()
+    })
+  })
+
   describe('upload back-pressure', () => {
     // An upstream that stops reading must stop the client's upload too, not have the proxy read
     // it into memory: the client's writes stall well before the whole body is out.
