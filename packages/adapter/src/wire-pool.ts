@@ -11,38 +11,10 @@
  * Errors carry undici's codes (UND_ERR_SOCKET, UND_ERR_HEADERS_TIMEOUT, ...) so both
  * engines share one translation to AdapterError and one stale-socket rule.
  */
-import { createRequire } from 'node:module'
 import net from 'node:net'
 import type { Readable } from 'node:stream'
 import tls from 'node:tls'
-
-// `_http_common` is Node's own (undocumented) home of the llhttp binding that node:http uses.
-const { HTTPParser } = createRequire(import.meta.url)('_http_common') as { HTTPParser: HTTPParserClass }
-
-interface HTTPParserInstance {
-  initialize (type: number, resource: object, maxHeaderSize: number, lenient: number): void
-  execute (data: Buffer): number | Error
-  finish (): number | Error | undefined
-  /** Read straight from a stream handle in C++ (as node:http's server does); results come to kOnExecute. */
-  consume (handle: object): void
-  [key: number]: unknown
-}
-interface HTTPParserClass {
-  new (): HTTPParserInstance
-  RESPONSE: number
-  kOnHeaders: number
-  kOnHeadersComplete: number
-  kOnBody: number
-  kOnMessageComplete: number
-  kOnExecute: number
-  kLenientNone: number
-}
-
-const kOnHeaders = HTTPParser.kOnHeaders | 0
-const kOnHeadersComplete = HTTPParser.kOnHeadersComplete | 0
-const kOnBody = HTTPParser.kOnBody | 0
-const kOnMessageComplete = HTTPParser.kOnMessageComplete | 0
-const kOnExecute = HTTPParser.kOnExecute | 0
+import { HTTPParser, type HTTPParserInstance, kOnBody, kOnExecute, kOnHeaders, kOnHeadersComplete, kOnMessageComplete } from './llhttp.js'
 
 /** A socket's native stream handle, as node:http's server uses it for a consumed socket. */
 interface StreamHandle { isStreamBase?: boolean, reading: boolean, readStart (): number, readStop (): number }

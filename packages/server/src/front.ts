@@ -1,8 +1,8 @@
 import type { IncomingHttpHeaders, Server } from 'node:http'
 import { STATUS_CODES } from 'node:http'
-import { createRequire } from 'node:module'
 import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
+import { HTTP_METHODS, HTTPParser, type HTTPParserInstance, kOnBody, kOnExecute, kOnHeaders, kOnHeadersComplete, kOnMessageComplete } from '@apt/adapter/llhttp'
 
 /**
  * The front: the client side of `/v1/*` without node:http's request and response objects.
@@ -24,43 +24,10 @@ import { Readable } from 'node:stream'
  * `closeAllConnections()` cover front connections too.
  */
 
-interface HTTPParserInstance {
-  initialize (type: number, resource: object, maxHeaderSize: number, lenient: number, connections?: unknown): void
-  consume (handle: object): void
-  unconsume (): void
-  execute (data: Buffer): number | Error
-  finish (): number | Error | undefined
-  getCurrentBuffer (): Buffer
-  remove (): void
-  close (): void
-  socket: Socket | null
-  [key: number]: unknown
-}
-interface HTTPParserClass {
-  new (): HTTPParserInstance
-  REQUEST: number
-  kOnHeaders: number
-  kOnHeadersComplete: number
-  kOnBody: number
-  kOnMessageComplete: number
-  kOnExecute: number
-  kLenientNone: number
-  kLenientAll: number
-}
-
-// `_http_common` is Node's own (undocumented) home of the llhttp binding that node:http uses.
-const common = createRequire(import.meta.url)('_http_common') as { HTTPParser: HTTPParserClass, methods: string[] }
-const { HTTPParser } = common
-const kOnHeaders = HTTPParser.kOnHeaders | 0
-const kOnHeadersComplete = HTTPParser.kOnHeadersComplete | 0
-const kOnBody = HTTPParser.kOnBody | 0
-const kOnMessageComplete = HTTPParser.kOnMessageComplete | 0
-const kOnExecute = HTTPParser.kOnExecute | 0
-
 /** llhttp reports a request's method as its enum value: the names, by value, learnt once from the parser itself. */
 const METHOD_NAMES: string[] = (() => {
   const names: string[] = []
-  for (const name of common.methods) {
+  for (const name of HTTP_METHODS) {
     // CONNECT takes an authority, every other method a path.
     for (const target of ['/v1/', 'example.com:443']) {
       const parser = new HTTPParser()

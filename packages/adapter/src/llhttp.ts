@@ -1,0 +1,46 @@
+import { createRequire } from 'node:module'
+
+/**
+ * Node's own llhttp binding, the C++ parser node:http uses, as the wire engine (responses) and
+ * `@apt/server`'s front (requests) drive it. `_http_common` is its (undocumented) home.
+ */
+
+export interface HTTPParserInstance {
+  initialize (type: number, resource: object, maxHeaderSize: number, lenient: number, connections?: unknown): void
+  execute (data: Buffer): number | Error
+  finish (): number | Error | undefined
+  /** Read straight from a stream handle in C++ (as node:http's server does); results come to kOnExecute. */
+  consume (handle: object): void
+  unconsume (): void
+  /** Inside kOnExecute: the read being parsed. */
+  getCurrentBuffer (): Buffer
+  /** Leave the node:http connection list given to `initialize`. */
+  remove (): void
+  close (): void
+  socket?: unknown
+  [key: number]: unknown
+}
+
+export interface HTTPParserClass {
+  new (): HTTPParserInstance
+  REQUEST: number
+  RESPONSE: number
+  kOnHeaders: number
+  kOnHeadersComplete: number
+  kOnBody: number
+  kOnMessageComplete: number
+  kOnExecute: number
+  kLenientNone: number
+  kLenientAll: number
+}
+
+const common = createRequire(import.meta.url)('_http_common') as { HTTPParser: HTTPParserClass, methods: string[] }
+
+export const HTTPParser: HTTPParserClass = common.HTTPParser
+/** The method names node:http knows (`http.METHODS`). */
+export const HTTP_METHODS: readonly string[] = common.methods
+export const kOnHeaders = HTTPParser.kOnHeaders | 0
+export const kOnHeadersComplete = HTTPParser.kOnHeadersComplete | 0
+export const kOnBody = HTTPParser.kOnBody | 0
+export const kOnMessageComplete = HTTPParser.kOnMessageComplete | 0
+export const kOnExecute = HTTPParser.kOnExecute | 0
