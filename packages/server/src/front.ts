@@ -112,7 +112,6 @@ export class FrontRequest {
   readonly contentLength: number
   /** A `transfer-encoding` header was sent (the body is chunked). */
   readonly hasTransferEncoding: boolean
-  readonly httpVersion = '1.1'
   readonly socket: Socket
   #headers: IncomingHttpHeaders | undefined = undefined
   readonly #connection: FrontConnection
@@ -276,7 +275,6 @@ export class FrontResponse {
 
   get headersSent (): boolean { return this._headerSent }
   get writableFinished (): boolean { return this.finished }
-  get writableEnded (): boolean { return this.finished }
   get destroyed (): boolean { return this.socket.destroyed }
 
   on (event: string, listener: Listener): this {
@@ -287,15 +285,8 @@ export class FrontResponse {
     return this
   }
 
-  once (event: string, listener: Listener): this {
-    if (event === 'drain') this.socket.once('drain', listener as () => void)
-    else if (event === 'close') {
-      const wrapped: Listener = function (this: FrontResponse) {
-        this.removeListener('close', wrapped)
-        listener.call(this)
-      }
-      this.on('close', wrapped)
-    }
+  once (event: 'drain', listener: () => void): this {
+    this.socket.once(event, listener)
     return this
   }
 
@@ -307,8 +298,6 @@ export class FrontResponse {
     } else if (event === 'drain') this.socket.removeListener('drain', listener as () => void)
     return this
   }
-
-  off (event: string, listener: Listener): this { return this.removeListener(event, listener) }
 
   /** @internal the client's connection closed. */
   emitClose (): void {
