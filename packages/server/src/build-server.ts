@@ -109,8 +109,8 @@ export function buildServer (options: ServerOptions): FastifyInstance {
   const logFlushTimer = logDestination === undefined
     ? null
     : setInterval(() => { logDestination.flush() }, LOG_FLUSH_MS).unref()
-  // `/v1/*` on real connections skips Fastify's router, request objects and hooks:
-  // the node:http listener hands those requests straight to the proxy handler.
+  // `/v1/*` on real connections skips Fastify's router, request objects and hooks: the front
+  // (./front.ts) or, for requests it hands over, the node:http listener calls the proxy handler.
   let fastPath: ((request: IncomingMessage | FrontRequest, response: ServerResponse | FrontResponse) => void) | null = null
   const front = options.front ?? true
   let frontStats: FrontStats | null = null

@@ -161,11 +161,9 @@ export function createProxyHandler (context: ProxyContext): (request: ProxyReque
       if (declared !== undefined) length = Number(declared)
       transferEncoding = request.headers['transfer-encoding'] !== undefined
     }
-    if (length !== -1) {
-      if (length > limit) {
-        reject(request, response, log, started, route, method, 'APT_SERVER_BODY_TOO_LARGE', `Request body of ${length} bytes exceeds the ${limit} byte limit for this endpoint`)
-        return
-      }
+    if (length > limit) {
+      reject(request, response, log, started, route, method, 'APT_SERVER_BODY_TOO_LARGE', `Request body of ${length} bytes exceeds the ${limit} byte limit for this endpoint`)
+      return
     }
 
     const rewrite = rewriteOptions !== null && route === 'batches'
