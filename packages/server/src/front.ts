@@ -261,7 +261,9 @@ export class FrontResponse {
   readonly socket: Socket
   readonly req: FrontRequest
   readonly #connection: FrontConnection
-  #closeListeners: Listener[] | null = null
+  /** 'close' listeners: the adapter registers exactly one per response, so no array is made for it. */
+  #closeListener: Listener | null = null
+  #moreCloseListeners: Listener[] | null = null
   #headPending = false
   #chunked = false
   #bodiless = false
@@ -279,8 +281,9 @@ export class FrontResponse {
 
   on (event: string, listener: Listener): this {
     if (event === 'close') {
-      if (this.#closeListeners === null) this.#closeListeners = []
-      this.#closeListeners.push(listener)
+      if (this.#closeListener === null) this.#closeListener = listener
+      else if (this.#moreCloseListeners === null) this.#moreCloseListeners = [listener]
+      else this.#moreCloseListeners.push(listener)
     } else if (event === 'drain') this.socket.on('drain', listener as () => void)
     return this
   }
@@ -292,19 +295,24 @@ export class FrontResponse {
 
   removeListener (event: string, listener: Listener): this {
     if (event === 'close') {
-      const listeners = this.#closeListeners
-      const at = listeners === null ? -1 : listeners.indexOf(listener)
-      if (at !== -1) (listeners as Listener[]).splice(at, 1)
+      if (this.#closeListener === listener) this.#closeListener = this.#moreCloseListeners?.shift() ?? null
+      else {
+        const more = this.#moreCloseListeners
+        const at = more === null ? -1 : more.indexOf(listener)
+        if (at !== -1) (more as Listener[]).splice(at, 1)
+      }
     } else if (event === 'drain') this.socket.removeListener('drain', listener as () => void)
     return this
   }
 
   /** @internal the client's connection closed. */
   emitClose (): void {
-    const listeners = this.#closeListeners
-    if (listeners === null) return
-    this.#closeListeners = null
-    for (const listener of listeners) listener.call(this)
+    const first = this.#closeListener
+    const more = this.#moreCloseListeners
+    this.#closeListener = null
+    this.#moreCloseListeners = null
+    if (first !== null) first.call(this)
+    if (more !== null) for (const listener of more) listener.call(this)
   }
 
   writeHead (statusCode: number, textOrHeaders?: string | readonly string[] | Record<string, string | number | readonly string[] | undefined>, maybeHeaders?: readonly string[] | Record<string, string | number | readonly string[] | undefined>): this {
