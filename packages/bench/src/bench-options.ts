@@ -1,6 +1,12 @@
 import type { ProgressEvent } from './progress-event.js'
 import type { ReferencePreset } from './references/reference-presets.js'
 
+/**
+ * The upstream the bench starts: `fast` answers the bench's two exchanges with prebuilt bytes,
+ * so one core of load side outruns any proxy under test; `full` is the whole API emulator.
+ */
+export type EmulatorKind = 'fast' | 'full'
+
 /** Which figures a run measures. `concurrent` covers throughput, CPU per request and connection reuse. */
 export type TestType = 'latency' | 'streaming' | 'concurrent' | 'all'
 
@@ -51,6 +57,8 @@ export interface RunOptions {
   p99BoundMs?: number
   /** The stall level whose RSS growth gives the memory-per-stream headline. Default 256. */
   memoryStreams?: number
+  /** The upstream the run starts (`--emulator`). Default `fast`. */
+  emulator?: EmulatorKind
   /** Path of the proxy's entry script. Default `apps/proxy/dist/main.js` of this repository. */
   proxyEntry?: string
   /** Extra environment for the proxy process (on top of this process's environment). */
@@ -64,6 +72,7 @@ export interface RunOptions {
 export interface BenchSettings {
   testType: TestType
   quick: boolean
+  emulator: EmulatorKind
   rounds: number
   /** Rounds of the latency test: more than the others, its p99 is the noisiest figure. */
   latencyRounds: number
@@ -102,6 +111,7 @@ export function resolveSettings(options: RunOptions): BenchSettings {
   const settings: BenchSettings = {
     testType: options.testType ?? 'all',
     quick,
+    emulator: options.emulator ?? 'fast',
     rounds: positiveInteger('rounds', options.rounds ?? (quick ? 2 : 3)),
     latencyRounds: positiveInteger('rounds', options.rounds ?? (quick ? 2 : 5)),
     latencyRequests: positiveInteger('requests', options.requests ?? (quick ? 300 : 2000)),
@@ -121,6 +131,7 @@ export function resolveSettings(options: RunOptions): BenchSettings {
     p99BoundMs: options.p99BoundMs ?? 10,
     memoryStreams: positiveInteger('memoryStreams', options.memoryStreams ?? (quick ? 128 : 256)),
   }
+  if (settings.emulator !== 'fast' && settings.emulator !== 'full') throw new TypeError(`emulator must be 'fast' or 'full', got ${String(options.emulator)}`)
   if (!(settings.durationMs > 0)) throw new TypeError(`durationSeconds must be positive, got ${String(options.durationSeconds)}`)
   if (!(settings.streamPaceMs >= 0)) throw new TypeError('streamPaceMs must be >= 0')
   if (!(settings.stallMarginMs >= 0)) throw new TypeError('stallMarginMs must be >= 0')

@@ -70,6 +70,8 @@ export interface ThroughputLevel {
   reuse: number | null
   /** Load generator CPU use, % of one core (largest round). */
   generatorCpuPercent: number
+  /** The upstream's (emulator's) CPU use, % of one core (largest round); null when unknown. */
+  upstreamCpuPercent: number | null
 }
 
 /** Time to first event and gaps between events of paced streams under concurrency. */

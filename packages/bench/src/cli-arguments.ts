@@ -1,4 +1,4 @@
-import type { CompareTarget, RunOptions, TestType } from './bench-options.js'
+import type { CompareTarget, EmulatorKind, RunOptions, TestType } from './bench-options.js'
 import { isReferencePreset, REFERENCE_PRESETS } from './references/reference-presets.js'
 
 export interface CliArguments {
@@ -30,6 +30,8 @@ Options:
   --workers N[,N...]   concurrency levels of the load test (default 1,16,128; quick 1,128)
   --duration S         measured seconds per target, level and round (default 1.5, quick 0.6)
   --rounds N           interleaved rounds (default 3, quick 2)
+  --emulator K         the upstream: fast (default; the bench's two exchanges from prebuilt
+                       bytes, so the load side outruns every proxy) or full (the whole emulator)
   --quick              short run (about 20 s) that proves the tool works
   --output FILE        write every figure and the machine facts as JSON
   --html FILE          write an HTML report with charts (no network needed to open it)
@@ -129,6 +131,13 @@ export function parseCliArguments(argv: readonly string[]): ParseResult {
         else errors.push(`--test-type must be one of ${TEST_TYPES.join(', ')}, got '${text}'`)
         break
       }
+      case '--emulator': {
+        const text = value()
+        if (text === undefined) break
+        if (text === 'fast' || text === 'full') run.emulator = text as EmulatorKind
+        else errors.push(`--emulator must be fast or full, got '${text}'`)
+        break
+      }
       case '--requests':
         set(value(), (text) => set(positiveInteger(flag, text), (parsed) => { run.requests = parsed }))
         break
@@ -207,5 +216,6 @@ export function parseCliArguments(argv: readonly string[]): ParseResult {
   if (compare.length > 0) run.compare = compare
   if (run.targetPid !== undefined && run.target === undefined) errors.push('--target-pid needs --target')
   if (run.upstream !== undefined && run.target === undefined) errors.push('--upstream is only used with --target (otherwise the emulator is the upstream)')
+  if (run.emulator !== undefined && run.target !== undefined) errors.push('--emulator is not used with --target (no emulator is started)')
   return errors.length > 0 ? { ok: false, errors } : { ok: true, arguments: result }
 }

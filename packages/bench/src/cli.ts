@@ -25,6 +25,10 @@ function gate(result: BenchResult, mode: 'auto' | 'force' | 'off', baselinePath:
   }
   try {
     const baseline = parseBaseline(readFileSync(path, 'utf8'), path)
+    const upstream = baseline.emulator ?? 'full'
+    if (upstream !== result.settings.emulator) {
+      return { error: `the baseline ${path} was measured against the ${upstream} emulator and this run against the ${result.settings.emulator} one: their figures do not compare (run with --emulator ${upstream}, or --no-gate)` }
+    }
     return compareWithBaseline(baseline, gateFigures(result), { complete: result.settings.testType === 'all' })
   } catch (error) {
     return { error: (error as Error).message }

@@ -3,8 +3,11 @@
  * a CPU). Listens on `HOST` (default 127.0.0.1) and `PORT` (default 0 = any
  * free port), prints one JSON line `{"url":"http://127.0.0.1:NNNN"}` to stdout
  * and closes on SIGTERM or SIGINT. Requests are not recorded (`recordLimit: 0`).
+ * `EMULATOR_KIND=fast` runs the bench's fast upstream (`createFastUpstream`)
+ * instead of the full emulator.
  */
 import { createEmulator } from './emulator/emulator.js'
+import { createFastUpstream } from './emulator/fast-upstream.js'
 
 function readPort(raw: string | undefined): number {
   if (raw === undefined || raw === '') return 0
@@ -16,8 +19,15 @@ function readPort(raw: string | undefined): number {
   return port
 }
 
+const kind = process.env.EMULATOR_KIND || 'full'
+if (kind !== 'full' && kind !== 'fast') {
+  process.stderr.write(`EMULATOR_KIND must be 'full' or 'fast', got '${kind}'\n`)
+  process.exit(1)
+}
+const host = process.env.HOST || '127.0.0.1'
+const port = readPort(process.env.PORT)
 // Nothing outside this process can read recorded requests, so record none.
-const emulator = await createEmulator({ host: process.env.HOST || '127.0.0.1', port: readPort(process.env.PORT), recordLimit: 0 })
+const emulator = kind === 'fast' ? await createFastUpstream({ host, port }) : await createEmulator({ host, port, recordLimit: 0 })
 process.stdout.write(`${JSON.stringify({ url: emulator.url })}\n`)
 
 function shutdown(): void {

@@ -1,3 +1,4 @@
+import type { EmulatorKind } from './bench-options.js'
 import { type BenchResult, DIRECT, PROXY, type TargetFigures } from './bench-result.js'
 import { median, round } from './round-statistics.js'
 
@@ -36,6 +37,8 @@ export interface Baseline {
   createdAt: string
   /** How the values were obtained (runs, machine). */
   source: string
+  /** The upstream the runs used; the figures only compare with runs against the same kind. Absent: `full` (older baselines). */
+  emulator?: EmulatorKind
   figures: Record<string, BaselineFigure>
 }
 
@@ -172,6 +175,8 @@ export function gateLimit(figure: BaselineFigure): number {
  */
 export function createBaseline(results: BenchResult | readonly BenchResult[], options: { target?: string, tolerances?: Readonly<Record<string, Tolerance>>, source?: string } = {}): Baseline {
   const runs = Array.isArray(results) ? (results as readonly BenchResult[]) : [results as BenchResult]
+  const emulator = runs[0]?.settings.emulator ?? 'full'
+  if (runs.some((result) => (result.settings.emulator ?? 'full') !== emulator)) throw new TypeError('a baseline needs runs against the same kind of upstream (--emulator)')
   const tolerances = options.tolerances ?? DEFAULT_TOLERANCES
   const byKey = new Map<string, { figure: GateFigure, values: (number | null)[] }>()
   for (const result of runs) {
@@ -194,6 +199,7 @@ export function createBaseline(results: BenchResult | readonly BenchResult[], op
     version: 1,
     createdAt: new Date().toISOString(),
     source: options.source ?? `${runs.length} run(s), ${runs[0]?.machine.cpus ?? '?'} CPUs, ${runs[0]?.machine.cpuModel ?? '?'}, Node ${runs[0]?.machine.nodeVersion ?? '?'}`,
+    emulator,
     figures,
   }
 }
@@ -281,6 +287,7 @@ export function parseBaseline(text: string, path: string): Baseline {
   if (value.tool !== '@apt/bench' || value.version !== 1 || typeof value.figures !== 'object' || value.figures === null) {
     throw new TypeError(`${path} is not an @apt/bench baseline (version 1)`)
   }
+  if (value.emulator !== undefined && value.emulator !== 'fast' && value.emulator !== 'full') throw new TypeError(`${path}: emulator must be 'fast' or 'full'`)
   for (const [key, figure] of Object.entries(value.figures)) {
     if (typeof figure.value !== 'number' || (figure.better !== 'higher' && figure.better !== 'lower') || typeof figure.tolerance !== 'object') {
       throw new TypeError(`${path}: figure '${key}' needs a numeric value, better (higher|lower) and a tolerance`)

@@ -1,4 +1,4 @@
-export type { BenchSettings, CompareTarget, RunOptions, TestType } from './bench-options.js'
+export type { BenchSettings, CompareTarget, EmulatorKind, RunOptions, TestType } from './bench-options.js'
 export type {
   BenchResult,
   CpuFigures,
@@ -24,6 +24,7 @@ export type { EmulatorControls, EmulatorDeltaUsage, EmulatorEncoding, EmulatorSc
 export { DEFAULT_CONTROLS, EMULATOR_CONTROL_HEADERS, emulatorControlHeaders } from './emulator/controls.js'
 export type { Emulator, EmulatorOptions, EmulatorStats, RecordedRequest } from './emulator/emulator.js'
 export { createEmulator } from './emulator/emulator.js'
+export { createFastUpstream, type FastUpstream, type FastUpstreamOptions, type FastUpstreamStats } from './emulator/fast-upstream.js'
 export type { EmulatedModel } from './emulator/models.js'
 export { EMULATED_MODELS } from './emulator/models.js'
 export {

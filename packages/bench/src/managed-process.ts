@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { setTimeout as delay } from 'node:timers/promises'
 import { pathToFileURL } from 'node:url'
 import { createProcessProbe, type ProcessProbe } from './process-probe.js'
+import type { EmulatorKind } from './bench-options.js'
 import type { UpstreamCounters } from './upstream-stats-hook.js'
 
 /** A child process the benchmark started and owns: it is stopped by `close()` (its whole process group). */
@@ -196,11 +197,11 @@ class EmulatorChild extends Child implements EmulatorProcess {
 }
 
 /** Starts `emulator-main` (with the stats hook preloaded) and waits for its `{"url":...}` line. */
-export async function startEmulatorProcess(prefix: readonly string[], signal?: AbortSignal): Promise<EmulatorProcess> {
+export async function startEmulatorProcess(prefix: readonly string[], kind: EmulatorKind, signal?: AbortSignal): Promise<EmulatorProcess> {
   const argv = [...prefix, process.execPath, '--import', pathToFileURL(UPSTREAM_STATS_HOOK).href, EMULATOR_MAIN]
   const child = spawn(argv[0] as string, argv.slice(1), {
     detached: true,
-    env: { ...process.env, PORT: '0', HOST: '127.0.0.1' },
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', EMULATOR_KIND: kind },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
   })
   const emulator = new EmulatorChild(child)

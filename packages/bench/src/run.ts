@@ -72,6 +72,8 @@ interface ThroughputRound {
   cpuUs: number | null
   upstream: UpstreamCounters | null
   generatorCpuPercent: number
+  /** The upstream process's CPU use over the window, % of one core; null when unknown. */
+  upstreamCpuPercent: number | null
 }
 
 interface TtfeRound {
@@ -173,6 +175,19 @@ class BenchRun {
     }
   }
 
+  /**
+   * The generator and the upstream share one core: when a proxy's window used most of it, the
+   * proxy was not the limit and its throughput figure says so. (Direct is always load-bound.)
+   */
+  #loadSide(generatorPercent: number, upstreamPercent: number | null, kind: TargetInfo['kind'], what: string): void {
+    if (kind === 'direct' || upstreamPercent === null || this.#pinning.loadCpus === null || this.#pinning.loadCpus !== this.#pinning.upstreamCpus) return
+    const total = generatorPercent + upstreamPercent
+    if (total >= GENERATOR_SATURATED_PERCENT) {
+      const message = `load side near saturation (generator + upstream ≥ ${GENERATOR_SATURATED_PERCENT}% of their core) during ${what}: that throughput is bounded by the load side, not the proxy (see the CPU rows of its table)`
+      if (!this.#notes.includes(message)) this.#note(message)
+    }
+  }
+
   /** Targets still measured, direct first. */
   #active(): Target[] {
     return this.#targets.filter((target) => {
@@ -234,7 +249,7 @@ class BenchRun {
     this.#phase('start-up')
     if (options.target === undefined) {
       this.#emit({ type: 'step', phase: 'startup', label: 'starting emulator and proxy', doneEstimateMs: 0, totalEstimateMs: 0, elapsedMs: this.#elapsed() })
-      const emulator = await startEmulatorProcess(pinPrefix(this.#pinning.upstreamCpus), this.#signal)
+      const emulator = await startEmulatorProcess(pinPrefix(this.#pinning.upstreamCpus), this.#settings.emulator, this.#signal)
       this.#emulator = emulator
       this.#owned.push(emulator)
       upstreamUrl = emulator.url
@@ -470,7 +485,10 @@ class BenchRun {
             let cpuEnd: number | null = null
             let upstreamStart: UpstreamCounters | null = null
             let upstreamEnd: UpstreamCounters | null = null
+            let upstreamTicksStart: number | null = null
+            let upstreamTicksEnd: number | null = null
             const probe = target.probe
+            const upstreamProbe = this.#emulator?.probe ?? null
             const result = await runClosedLoop({
               url: target.info.url,
               concurrency,
@@ -482,10 +500,12 @@ class BenchRun {
               signal: this.#signal,
               atWindowStart: async () => {
                 cpuStart = probe?.cpuTicks() ?? null
+                upstreamTicksStart = upstreamProbe?.cpuTicks() ?? null
                 upstreamStart = await this.#upstreamStats()
               },
               atWindowEnd: async () => {
                 cpuEnd = probe?.cpuTicks() ?? null
+                upstreamTicksEnd = upstreamProbe?.cpuTicks() ?? null
                 upstreamEnd = await this.#upstreamStats()
               },
             })
@@ -495,6 +515,9 @@ class BenchRun {
             const cpuUs = ticks !== null && ticks >= 0 ? (ticks * 1e6) / clockTicksPerSecond() : null
             const generatorCpuPercent = percent(result.generatorCpuUs, result.windowMs)
             this.#generator(generatorCpuPercent, `throughput c=${concurrency} (${target.info.name})`)
+            const upstreamTicks = upstreamTicksStart !== null && upstreamTicksEnd !== null ? (upstreamTicksEnd as number) - (upstreamTicksStart as number) : null
+            const upstreamCpuPercent = upstreamTicks !== null && upstreamTicks >= 0 ? percent((upstreamTicks * 1e6) / clockTicksPerSecond(), result.windowMs) : null
+            this.#loadSide(generatorCpuPercent, upstreamCpuPercent, target.info.kind, `throughput c=${concurrency} (${target.info.name})`)
             const levels = this.#rawOf(target.info.name).throughput
             const rounds = levels.get(concurrency) ?? new Map<number, ThroughputRound>()
             levels.set(concurrency, rounds)
@@ -506,6 +529,7 @@ class BenchRun {
               cpuUs,
               upstream: counterDelta(upstreamStart, upstreamEnd),
               generatorCpuPercent,
+              upstreamCpuPercent,
             })
           })
         }
@@ -712,6 +736,7 @@ class BenchRun {
         upstreamRequests: upstream?.requests ?? null,
         reuse: upstream === null || upstream.requests === 0 ? null : round(1 - upstream.connections / upstream.requests, 6),
         generatorCpuPercent: Math.max(...measured.map((entry) => entry.generatorCpuPercent)),
+        upstreamCpuPercent: measured.some((entry) => entry.upstreamCpuPercent === null) ? null : Math.max(...measured.map((entry) => entry.upstreamCpuPercent as number)),
       })
     }
     return figures.length === 0 ? undefined : figures

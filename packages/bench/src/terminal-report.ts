@@ -114,6 +114,7 @@ function concurrentSection(result: BenchResult, names: string[]): string[] {
     table.row('Upstream connections opened', (name) => int(get(name)?.upstreamConnections))
     table.row('Upstream connection reuse', (name) => ratio(get(name)?.reuse, 4))
     table.row('Load generator CPU (% of a core)', (name) => int(get(name)?.generatorCpuPercent))
+    table.row('Upstream CPU (% of a core)', (name) => int(get(name)?.upstreamCpuPercent ?? undefined))
     lines.push(...table.lines())
   }
   lines.push('')

@@ -19,6 +19,10 @@ subscribe('net.server.socket', () => {
 subscribe('http.server.request.start', () => {
   counters.requests++
 })
+// The fast upstream (EMULATOR_KIND=fast) reads its sockets without node:http and publishes here.
+subscribe('apt.bench.upstream.request', () => {
+  counters.requests++
+})
 
 if (process.send !== undefined) {
   process.on('message', (message: unknown) => {

@@ -27,7 +27,7 @@ let rateLimitSecond = -1
 let rateLimitHeaders: Readonly<Record<string, string>> = {}
 
 /** Constant limits with full `remaining`; `reset` one minute ahead in RFC 3339, rebuilt once a second. */
-function currentRateLimitHeaders(): Readonly<Record<string, string>> {
+export function currentRateLimitHeaders(): Readonly<Record<string, string>> {
   const second = Math.floor(Date.now() / 1000)
   if (second !== rateLimitSecond) {
     rateLimitSecond = second
