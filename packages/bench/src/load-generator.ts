@@ -1,6 +1,7 @@
 import { createLatencyHistogram, type LatencyHistogram } from '@apt/monitor'
-import { type Dispatcher, Pool } from 'undici'
+import type { Dispatcher } from 'undici'
 import { countEventEnds } from './message-request.js'
+import { type RawHandler, RawPool } from './raw-pool.js'
 
 /**
  * When a closed-loop phase ends. Warm-up: once both are reached (every connection
@@ -54,13 +55,8 @@ type Phase = 'warmup' | 'measure' | 'drain'
 const DRAIN_TIMEOUT_MS = 15_000
 const WARMUP_CAP_MS = 15_000
 
-/**
- * One worker: a reusable dispatch handler that re-sends when its response ends.
- * It implements undici's original handler methods (onConnect/onHeaders/onData/
- * onComplete/onError) on purpose: undici 7 wraps a handler that has
- * `onRequestStart` in an adapter object per request; this one is used as is.
- */
-class Worker implements Dispatcher.DispatchHandler {
+/** One worker: a reusable handler that re-sends when its response ends, on its own keep-alive connection. */
+class Worker implements RawHandler {
   readonly #loop: Loop
   #started = 0
   #last = 0
@@ -82,19 +78,16 @@ class Worker implements Dispatcher.DispatchHandler {
     this.#events = 0
     this.#newline = false
     this.#started = performance.now()
-    this.#loop.pool.dispatch(this.#loop.request, this)
+    this.#loop.pool.dispatch(this)
   }
 
-  onConnect(): void {}
-
-  onHeaders(statusCode: number): boolean {
+  onHeaders(statusCode: number): void {
     this.#status = statusCode
-    return true
   }
 
-  onData(chunk: Buffer): boolean {
+  onData(chunk: Buffer): void {
     const loop = this.#loop
-    if (!loop.streaming) return true
+    if (!loop.streaming) return
     const now = performance.now()
     if (loop.phase === 'measure') {
       if (this.#chunks === 0) loop.firstByte?.record(now - this.#started)
@@ -104,7 +97,6 @@ class Worker implements Dispatcher.DispatchHandler {
     this.#last = now
     this.#events += countEventEnds(chunk, this.#newline)
     this.#newline = chunk[chunk.length - 1] === 0x0a
-    return true
   }
 
   onComplete(): void {
@@ -120,8 +112,7 @@ class Worker implements Dispatcher.DispatchHandler {
 }
 
 class Loop {
-  readonly pool: Pool
-  readonly request: Dispatcher.DispatchOptions
+  readonly pool: RawPool
   readonly streaming: boolean
   readonly latency = createLatencyHistogram()
   readonly firstByte: LatencyHistogram | null
@@ -151,16 +142,10 @@ class Loop {
 
   constructor(options: ClosedLoopOptions) {
     this.#options = options
-    this.request = options.request
     this.streaming = options.streaming
     this.firstByte = options.streaming ? createLatencyHistogram() : null
     this.gaps = options.streaming ? createLatencyHistogram() : null
-    this.pool = new Pool(options.url, {
-      connections: options.concurrency,
-      pipelining: 1,
-      keepAliveTimeout: 60_000,
-      keepAliveMaxTimeout: 600_000,
-    })
+    this.pool = new RawPool(options.url, options.request, { connections: options.concurrency })
     for (let index = 0; index < options.concurrency; index++) this.#workers.push(new Worker(this))
   }
 
@@ -278,7 +263,7 @@ class Loop {
 
 /**
  * Closed-loop load: `concurrency` workers each send a request, wait for the whole
- * response, and send the next, over undici keep-alive connections. Only requests
+ * response, and send the next, over keep-alive connections (`RawPool`). Only requests
  * that complete inside the measured window (after the warm-up) are counted.
  */
 export async function runClosedLoop(options: ClosedLoopOptions): Promise<ClosedLoopResult> {

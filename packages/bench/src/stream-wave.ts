@@ -1,4 +1,5 @@
-import { type Dispatcher, Pool } from 'undici'
+import type { Dispatcher } from 'undici'
+import { type RawHandler, RawPool } from './raw-pool.js'
 import { countEventEnds } from './message-request.js'
 
 export interface StreamWaveOptions {
@@ -36,7 +37,7 @@ export interface StreamWaveResult {
   interrupted: boolean
 }
 
-class Stream implements Dispatcher.DispatchHandler {
+class Stream implements RawHandler {
   started = 0
   first = -1
   last = 0
@@ -49,22 +50,17 @@ class Stream implements Dispatcher.DispatchHandler {
 
   constructor(readonly onEnd: (stream: Stream) => void) {}
 
-  // undici's original handler methods: no per-request adapter (see load-generator.ts).
-  onConnect(): void {}
-
-  onHeaders(statusCode: number): boolean {
+  onHeaders(statusCode: number): void {
     this.status = statusCode
-    return true
   }
 
-  onData(chunk: Buffer): boolean {
+  onData(chunk: Buffer): void {
     const now = performance.now()
     if (this.first < 0) this.first = now - this.started
     else if (now - this.last > this.maxGap) this.maxGap = now - this.last
     this.last = now
     this.events += countEventEnds(chunk, this.newline)
     this.newline = chunk[chunk.length - 1] === 0x0a
-    return true
   }
 
   onComplete(): void {
@@ -84,7 +80,7 @@ class Stream implements Dispatcher.DispatchHandler {
  * to its end, and reports how many delivered every event without a stall.
  */
 export async function runStreamWave(options: StreamWaveOptions): Promise<StreamWaveResult> {
-  const pool = new Pool(options.url, { connections: options.streams, pipelining: 1, keepAliveTimeout: 10_000 })
+  const pool = new RawPool(options.url, options.request, { connections: options.streams })
   const streams: Stream[] = []
   let open = 0
   let ended = 0
@@ -113,7 +109,7 @@ export async function runStreamWave(options: StreamWaveOptions): Promise<StreamW
       launched++
       open++
       stream.started = performance.now()
-      pool.dispatch(options.request, stream)
+      pool.dispatch(stream)
     }
     if (launched < options.streams) setTimeout(launch, 1)
   }
