@@ -1,6 +1,6 @@
 import { connect as netConnect, type Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
-import { HTTPParser, type HTTPParserInstance, kOnBody, kOnHeaders, kOnHeadersComplete, kOnMessageComplete } from '@apt/adapter/llhttp'
+import { HTTPParser, kOnBody, kOnHeaders, kOnHeadersComplete, kOnMessageComplete, type Parser } from './llhttp.js'
 import type { Dispatcher } from 'undici'
 
 /**
@@ -56,7 +56,7 @@ class RawConnection {
     const host = origin.hostname.startsWith('[') ? origin.hostname.slice(1, -1) : origin.hostname
     this.socket = origin.protocol === 'https:' ? tlsConnect({ host, port, servername: host }) : netConnect({ host, port })
     this.socket.setNoDelay(true)
-    const parser: HTTPParserInstance = new HTTPParser()
+    const parser: Parser = new HTTPParser()
     parser.initialize(HTTPParser.RESPONSE, {}, 0, HTTPParser.kLenientNone)
     parser[kOnHeaders] = () => {}
     parser[kOnHeadersComplete] = (_major: number, _minor: number, _headers: unknown, _method: unknown, _url: unknown, statusCode: number,

@@ -1,7 +1,7 @@
 import { channel } from 'node:diagnostics_channel'
 import { once } from 'node:events'
 import { type AddressInfo, createServer, type Server, type Socket } from 'node:net'
-import { HTTPParser, type HTTPParserInstance, kOnBody, kOnHeaders, kOnHeadersComplete, kOnMessageComplete } from '@apt/adapter/llhttp'
+import { HTTPParser, kOnBody, kOnHeaders, kOnHeadersComplete, kOnMessageComplete, type Parser } from '../llhttp.js'
 import { errorBody } from './api-error.js'
 import { DEFAULT_CONTROLS } from './controls.js'
 import { currentRateLimitHeaders, EMULATOR_ORGANIZATION_ID, SSE_CONTENT_TYPE } from './exchange.js'
@@ -159,7 +159,7 @@ class Connection {
     socket.setNoDelay(true)
     // node:http's keepAliveTimeout, as announced in `keep-alive: timeout=5`; any read or write re-arms it.
     socket.setTimeout(KEEP_ALIVE_SECONDS * 1000, () => { if (!this.#busy) socket.end() })
-    const parser: HTTPParserInstance = new HTTPParser()
+    const parser: Parser = new HTTPParser()
     parser.initialize(HTTPParser.REQUEST, {}, 0, HTTPParser.kLenientNone)
     parser[kOnHeaders] = (headers: string[]) => {
       for (const line of headers) this.#headerLines.push(line)
