@@ -19,6 +19,13 @@ export interface ManagedProcess {
   readonly exited: string | null
   /** The last few KiB the process wrote to stderr, and the last lines of its log file other than per-request lines. */
   stderrTail(): string
+  /**
+   * SIGSTOP to the whole process group: a target waiting for its turn uses no CPU, so its
+   * timers and garbage collection cannot land in another target's measurement on the same core.
+   */
+  pause(): void
+  /** SIGCONT to the group; true when it was paused. */
+  resume(): boolean
   close(): Promise<void>
 }
 
@@ -117,6 +124,21 @@ class Child implements ManagedProcess {
     return [this.#stderr.trim().slice(-1000), log].filter((part) => part !== '').join('\n')
   }
 
+  #paused = false
+
+  pause(): void {
+    if (this.#paused || this.exited !== null) return
+    this.#paused = true
+    this.#signal('SIGSTOP')
+  }
+
+  resume(): boolean {
+    if (!this.#paused) return false
+    this.#paused = false
+    this.#signal('SIGCONT')
+    return true
+  }
+
   #signal(signal: NodeJS.Signals): void {
     try {
       // Detached children lead their own process group: reach `sh -c` grandchildren and nginx workers too.
@@ -131,6 +153,8 @@ class Child implements ManagedProcess {
   }
 
   async close(): Promise<void> {
+    // A stopped process would hold SIGTERM until continued.
+    this.resume()
     if (this.exited === null) {
       this.#signal('SIGTERM')
       const timer = setTimeout(() => this.#signal('SIGKILL'), STOP_GRACE_MS)

@@ -45,6 +45,8 @@ import type { UpstreamCounters } from './upstream-stats-hook.js'
 
 const DISTRIBUTION_PERCENTILES = [1, 5, 10, 25, 50, 75, 90, 95, 97.5, 99, 99.5, 99.9, 99.99, 100]
 const GENERATOR_SATURATED_PERCENT = 90
+/** How long a target that was stopped runs before it is measured (its overdue timers fire). */
+const SETTLE_MS = 300
 const TIMELINE_EVERY_MS = 250
 /** Marginal memory: slow streams (10 events a second each), 1 s to settle after the ramp, 0.5 s of RSS samples. */
 const MARGINAL_PACE_MS = 100
@@ -186,6 +188,23 @@ class BenchRun {
       const message = `load side near saturation (generator + upstream ≥ ${GENERATOR_SATURATED_PERCENT}% of their core) during ${what}: that throughput is bounded by the load side, not the proxy (see the CPU rows of its table)`
       if (!this.#notes.includes(message)) this.#note(message)
     }
+  }
+
+  /**
+   * Only `target` runs on the proxies' core: every other proxy is stopped (SIGSTOP) until its
+   * turn, so an idle process's timers and garbage collection (V8's memory reducer runs a full
+   * collection a few seconds after a busy phase) never land in another target's measurement.
+   * A target that was stopped gets `SETTLE_MS` to catch up on its overdue timers first.
+   * The upstream (direct) is never stopped.
+   */
+  async #focus(target: Target): Promise<void> {
+    let resumed = false
+    for (const other of this.#targets) {
+      if (other.process === null || other.info.kind === 'direct') continue
+      if (other === target) resumed = other.process.resume()
+      else other.process.pause()
+    }
+    if (resumed) await delay(SETTLE_MS)
   }
 
   /** Targets still measured, direct first. */
@@ -356,6 +375,7 @@ class BenchRun {
     for (const target of this.#active()) {
       if (this.#aborted) return
       await this.#step('warm-up', `warming up ${target.info.name}`, ms, async () => {
+        await this.#focus(target)
         const result = await runClosedLoop({ url: target.info.url, concurrency: 16, request, streaming: false, warmup: { ms }, measure: { requests: 1 }, signal: this.#signal })
         this.#error(target, result.firstError)
       })
@@ -378,6 +398,7 @@ class BenchRun {
       if (this.#aborted) return
       if (target.info.kind === 'direct' || probe === null) continue
       await this.#step('memory', `${target.info.name} RSS with ${streams} open streams`, this.#memoryEstimateMs(), async () => {
+        await this.#focus(target)
         // Lazy module loading and first compilations are not memory per stream: a little traffic first.
         const warm = await runClosedLoop({ url: target.info.url, concurrency: 4, request: messageRequest({ stream: false }), streaming: false, warmup: { requests: 200 }, measure: { requests: 1 }, signal: this.#signal })
         this.#error(target, warm.firstError)
@@ -450,6 +471,7 @@ class BenchRun {
         if (this.#aborted) return
         const estimate = (s.latencyRequests + s.latencyWarmupRequests) * 0.6 + 50
         await this.#step('latency', `${target.info.name} c=1 round ${roundIndex + 1}/${s.latencyRounds}`, estimate, async () => {
+          await this.#focus(target)
           const result = await runClosedLoop({
             url: target.info.url,
             concurrency: 1,
@@ -481,6 +503,7 @@ class BenchRun {
           // ends, and the reuse figure (meant for the steady state) would count that growth.
           const warmupMs = concurrency >= 64 ? s.warmupMs * 3 : s.warmupMs
           await this.#step('throughput', `${target.info.name} c=${concurrency} round ${roundIndex + 1}/${s.rounds}`, warmupMs + s.durationMs + 150, async () => {
+            await this.#focus(target)
             let cpuStart: number | null = null
             let cpuEnd: number | null = null
             let upstreamStart: UpstreamCounters | null = null
@@ -546,6 +569,7 @@ class BenchRun {
         if (this.#aborted) return
         const estimate = s.warmupMs + s.ttfeDurationMs + s.ttfeEvents * s.streamPaceMs + 150
         await this.#step('streaming', `${target.info.name} ${s.ttfeStreams} streams round ${roundIndex + 1}/${s.ttfeRounds}`, estimate, async () => {
+          await this.#focus(target)
           const result = await runClosedLoop({
             url: target.info.url,
             concurrency: s.ttfeStreams,
@@ -584,6 +608,7 @@ class BenchRun {
         if (!stepping.has(target.info.name)) continue
         const estimate = this.#waveEstimateMs()
         const held = await this.#step('streaming', `${target.info.name} ${streams} paced streams`, estimate, async () => {
+          await this.#focus(target)
           const level: StallLevel = {
             streams, held: false, attempts: 0, clean: 0, stalled: 0, failed: 0, firstError: null, maxGapMs: 0,
             p99FirstEventMs: 0, maxFirstEventMs: 0, idleRssKb: null, peakRssKb: null, kbPerStream: null, cpuUsPerEvent: null, generatorCpuPercent: 0,
