@@ -61,6 +61,8 @@ export interface HandlerOwner {
   notePending (handler: ForwardHandler): void
 }
 
+/** `_header` of a response whose head was written directly (see #writeHeadDirect). */
+const HEAD_WRITTEN = 'HTTP/1.1 (head written directly)\r\n\r\n'
 const kHandler = Symbol('apt.forwardHandler')
 
 interface ResponseWithHandler extends ServerResponse { [kHandler]?: ForwardHandler | undefined }
@@ -97,7 +99,9 @@ export class ForwardHandler implements Exchange {
 
   readonly #owner: HandlerOwner
   readonly #response: ResponseWithHandler
-  readonly #opts: Dispatcher.DispatchOptions
+  /** The request, body included, for the one replay; let go once the response has begun (a stream can last minutes). */
+  #opts: Dispatcher.DispatchOptions | null
+  readonly #method: string | undefined
   readonly #replayable: boolean
   readonly #callback: (exchange: Exchange) => void
   readonly #hooks: ExchangeHooks | undefined
@@ -131,6 +135,7 @@ export class ForwardHandler implements Exchange {
     this.#owner = owner
     this.#response = response
     this.#opts = opts
+    this.#method = opts.method
     this.#replayable = replayable
     this.#callback = callback
     this.#hooks = hooks
@@ -142,7 +147,7 @@ export class ForwardHandler implements Exchange {
   }
 
   start (): void {
-    if (!this.#owner.dispatch(this.#opts, this)) this.#owner.notePending(this)
+    if (!this.#owner.dispatch(this.#opts as Dispatcher.DispatchOptions, this)) this.#owner.notePending(this)
   }
 
   // --- undici handler protocol -------------------------------------------
@@ -182,6 +187,9 @@ export class ForwardHandler implements Exchange {
       return true
     }
     this.headersSent = true
+    // No replay once the head is on its way: the request and its body (a prompt can be megabytes)
+    // are not kept for the rest of the response.
+    this.#opts = null
     if (this.#options.serverTiming) headers.push('server-timing', this.#serverTimingValue())
     const socket = response.socket as (Socket & { _httpMessage?: unknown }) | null
     if (this.#options.directWrite && socket !== null && socket._httpMessage === response &&
@@ -208,7 +216,7 @@ export class ForwardHandler implements Exchange {
    */
   #writeHeadDirect (socket: Socket, statusCode: number, statusText: string, headers: string[], facts: ResponseHeaderFacts): void {
     const response = this.#response as ServerResponse & { _header: string | null, _headerSent: boolean }
-    const method = this.#opts.method
+    const method = this.#method
     const bodiless = method === 'HEAD' || statusCode === 204 || statusCode === 304 || statusCode < 200
     this.#chunked = !bodiless && !facts.hasContentLength
     let head = 'HTTP/1.1 ' + statusCode + ' ' + (statusText || STATUS_CODES[statusCode] || 'unknown') + '\r\n'
@@ -216,7 +224,9 @@ export class ForwardHandler implements Exchange {
     head += keepAliveLines((socket as Socket & { server?: { keepAliveTimeout?: number } }).server?.keepAliveTimeout ?? 0)
     head += this.#chunked ? 'transfer-encoding: chunked\r\n\r\n' : '\r\n'
     response.statusCode = statusCode
-    response._header = head
+    // node:http only tests `_header` for truth once `_headerSent` is set; the head itself is not
+    // kept, or every open stream would hold its ~1 KiB for as long as it lasts.
+    response._header = HEAD_WRITTEN
     response._headerSent = true
     this.#socket = socket
     this.#hold(socket)

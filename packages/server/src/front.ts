@@ -24,6 +24,9 @@ import { HTTP_METHODS, HTTPParser, type HTTPParserInstance, kOnBody, kOnExecute,
  * `closeAllConnections()` cover front connections too.
  */
 
+/** `_header` once the head is on the socket. */
+const HEAD_WRITTEN = 'HTTP/1.1 (head written)\r\n\r\n'
+
 /** llhttp reports a request's method as its enum value: the names, by value, learnt once from the parser itself. */
 const METHOD_NAMES: string[] = (() => {
   const names: string[] = []
@@ -398,6 +401,8 @@ export class FrontResponse {
     this.#headPending = false
     this._headerSent = true
     this.socket.write(this._header as string, 'latin1')
+    // Only its truth is read from now on: an open stream does not keep its head (~1 KiB).
+    this._header = HEAD_WRITTEN
   }
 
   #writeBody (chunk: Buffer | string, encoding?: BufferEncoding): boolean {

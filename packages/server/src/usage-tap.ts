@@ -180,52 +180,67 @@ function decompressorFor (encoding: string | undefined): Gunzip | null {
  * never touches the forwarded bytes.
  */
 export function createUsageTap (kind: 'sse' | 'json', contentEncoding: string | undefined): UsageTap {
-  const decompressor = decompressorFor(contentEncoding)
-  const reader = kind === 'sse' ? new SseReader() : null
-  const jsonChunks: Buffer[] = []
-  let jsonBytes = 0
+  return new Tap(kind, contentEncoding)
+}
 
-  const consume = (chunk: Buffer): void => {
-    if (reader !== null) {
-      reader.push(chunk.toString('latin1'))
-    } else if (jsonBytes <= MAX_JSON_BYTES) {
-      jsonBytes += chunk.length
-      jsonChunks.push(chunk)
+/**
+ * One tap per response, held as long as the response lasts (a stream can last minutes): a class,
+ * so an open stream holds one object and its fields, not a set of closures and their contexts.
+ */
+class Tap implements UsageTap {
+  readonly #decompressor: Gunzip | null
+  readonly #reader: SseReader | null
+  readonly #jsonChunks: Buffer[] | null
+  #jsonBytes = 0
+  #decompressFailed = false
+
+  constructor (kind: 'sse' | 'json', contentEncoding: string | undefined) {
+    this.#decompressor = decompressorFor(contentEncoding)
+    this.#reader = kind === 'sse' ? new SseReader() : null
+    this.#jsonChunks = kind === 'sse' ? null : []
+    if (this.#decompressor !== null) {
+      this.#decompressor.on('data', (chunk: Buffer) => { this.#consume(chunk) })
+      this.#decompressor.on('error', () => { this.#decompressFailed = true })
     }
   }
-  let decompressFailed = false
-  if (decompressor !== null) {
-    decompressor.on('data', consume)
-    decompressor.on('error', () => { decompressFailed = true })
+
+  data (chunk: Buffer): void {
+    if (this.#decompressor === null) this.#consume(chunk)
+    else if (!this.#decompressFailed) this.#decompressor.write(chunk)
   }
 
-  const finish = (): UsageFacts => {
-    if (reader !== null) return reader.facts
+  end (callback: (facts: UsageFacts) => void): void {
+    const decompressor = this.#decompressor
+    if (decompressor === null || this.#decompressFailed) {
+      callback(this.#finish())
+      return
+    }
+    let called = false
+    const done = (): void => {
+      if (called) return
+      called = true
+      callback(this.#finish())
+    }
+    decompressor.once('end', done)
+    decompressor.once('error', done)
+    decompressor.end()
+  }
+
+  #consume (chunk: Buffer): void {
+    if (this.#reader !== null) {
+      this.#reader.push(chunk.toString('latin1'))
+    } else if (this.#jsonChunks !== null && this.#jsonBytes <= MAX_JSON_BYTES) {
+      this.#jsonBytes += chunk.length
+      this.#jsonChunks.push(chunk)
+    }
+  }
+
+  #finish (): UsageFacts {
+    if (this.#reader !== null) return this.#reader.facts
     const facts: UsageFacts = { model: undefined, usage: undefined, firstTokenAt: -1, stopReason: undefined, streamErrorType: undefined, events: 0 }
-    if (jsonBytes === 0 || jsonBytes > MAX_JSON_BYTES) return facts
-    const text = (jsonChunks.length === 1 ? jsonChunks[0] as Buffer : Buffer.concat(jsonChunks)).toString('latin1')
+    const chunks = this.#jsonChunks
+    if (chunks === null || this.#jsonBytes === 0 || this.#jsonBytes > MAX_JSON_BYTES) return facts
+    const text = (chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks)).toString('latin1')
     return readMessageFacts(text, facts)
-  }
-
-  return {
-    data (chunk) {
-      if (decompressor === null) consume(chunk)
-      else if (!decompressFailed) decompressor.write(chunk)
-    },
-    end (callback) {
-      if (decompressor === null || decompressFailed) {
-        callback(finish())
-        return
-      }
-      let called = false
-      const done = (): void => {
-        if (called) return
-        called = true
-        callback(finish())
-      }
-      decompressor.once('end', done)
-      decompressor.once('error', done)
-      decompressor.end()
-    },
   }
 }
