@@ -77,6 +77,13 @@ interface Exchange {
   readonly fresh: boolean
 }
 
+/** The connection a parser or socket belongs to, for the callbacks all connections share. */
+const kConnection = Symbol('apt.wireConnection')
+type OwnedParser = HTTPParserInstance & { [kConnection]?: WireConnection }
+type OwnedSocket = net.Socket & { [kConnection]?: WireConnection }
+
+function noop (): void {}
+
 class WireConnection {
   readonly pool: WirePool
   readonly socket: net.Socket
@@ -128,36 +135,16 @@ class WireConnection {
     this.socket.setKeepAlive(true, 60_000)
     const parser = new HTTPParser()
     parser.initialize(HTTPParser.RESPONSE, PARSER_RESOURCE, 0, HTTPParser.kLenientNone)
-    parser[kOnHeaders] = (headers: string[]) => { this.headersList.push(...headers) }
-    // Every callback that reaches a handler is guarded: a throw must fail only this exchange,
-    // and when llhttp reads the socket itself (consume) there is no caller left to catch it.
-    parser[kOnHeadersComplete] = (major: number, minor: number, headers: string[] | undefined, method: unknown, url: unknown,
-      statusCode: number, statusText: string, upgrade: boolean, shouldKeepAlive: boolean): number => {
-      if (this.callbackError !== null) return 1
-      try {
-        return this.#onHeadersComplete(major, minor, headers, method, url, statusCode, statusText, upgrade, shouldKeepAlive)
-      } catch (error) {
-        this.#callbackFailed(error)
-        return 1
-      }
-    }
-    parser[kOnBody] = (chunk: Buffer): void => {
-      if (this.callbackError !== null) return
-      try {
-        this.#onBody(chunk)
-      } catch (error) {
-        this.#callbackFailed(error)
-      }
-    }
-    parser[kOnMessageComplete] = (): void => {
-      if (this.callbackError !== null) return
-      try {
-        this.#onMessageComplete()
-      } catch (error) {
-        this.#callbackFailed(error)
-      }
-    }
-    parser[kOnExecute] = (result: number | Error): void => { this.#afterExecute(result) }
+    // The callbacks are shared by every connection (llhttp calls them on the parser, socket events
+    // come on the socket; both know their connection): an idle or streaming connection holds no
+    // closures of its own (docs/performance.md, change 25).
+    ;(parser as OwnedParser)[kConnection] = this
+    ;(this.socket as OwnedSocket)[kConnection] = this
+    parser[kOnHeaders] = WireConnection.#parserOnHeaders
+    parser[kOnHeadersComplete] = WireConnection.#parserOnHeadersComplete
+    parser[kOnBody] = WireConnection.#parserOnBody
+    parser[kOnMessageComplete] = WireConnection.#parserOnMessageComplete
+    parser[kOnExecute] = WireConnection.#parserOnExecute
     this.parser = parser
     this.resume = () => {
       if (this.paused && !this.destroyed) {
@@ -181,26 +168,98 @@ class WireConnection {
       // request; docs/performance.md, change 17). Each read's result comes to kOnExecute.
       // The 'data' listener only starts the socket reading; pause and resume act on the handle.
       parser.consume(handle as StreamHandle)
-      this.socket.on('data', () => {})
-      this.socket.on('pause', () => {
-        if (handle.reading) {
-          handle.reading = false
-          handle.readStop()
-        }
-      })
-      this.socket.on('resume', () => {
-        if (!handle.reading && !this.destroyed) {
-          handle.reading = true
-          handle.readStart()
-        }
-      })
+      this.socket.on('data', noop)
+      this.socket.on('pause', WireConnection.#socketOnPause)
+      this.socket.on('resume', WireConnection.#socketOnResume)
     } else {
-      this.socket.on('data', (chunk: Buffer) => { this.#onData(chunk) })
+      this.socket.on('data', WireConnection.#socketOnData)
     }
-    this.socket.on('end', () => { this.#onEnd() })
-    this.socket.on('error', (error: Error) => { this.destroy(error) })
-    this.socket.on('close', () => { this.destroy(null) })
-    this.socket.on('drain', () => { this.pool.onDrain(this) })
+    this.socket.on('end', WireConnection.#socketOnEnd)
+    this.socket.on('error', WireConnection.#socketOnError)
+    this.socket.on('close', WireConnection.#socketOnClose)
+    this.socket.on('drain', WireConnection.#socketOnDrain)
+  }
+
+  // --- shared callbacks: `this` is the parser or the socket ------------------
+
+  static #parserOnHeaders (this: OwnedParser, headers: string[]): void {
+    const connection = this[kConnection] as WireConnection
+    connection.headersList.push(...headers)
+  }
+
+  // Every callback that reaches a handler is guarded: a throw must fail only this exchange,
+  // and when llhttp reads the socket itself (consume) there is no caller left to catch it.
+  static #parserOnHeadersComplete (this: OwnedParser, major: number, minor: number, headers: string[] | undefined, method: unknown, url: unknown,
+    statusCode: number, statusText: string, upgrade: boolean, shouldKeepAlive: boolean): number {
+    const connection = this[kConnection] as WireConnection
+    if (connection.callbackError !== null) return 1
+    try {
+      return connection.#onHeadersComplete(major, minor, headers, method, url, statusCode, statusText, upgrade, shouldKeepAlive)
+    } catch (error) {
+      connection.#callbackFailed(error)
+      return 1
+    }
+  }
+
+  static #parserOnBody (this: OwnedParser, chunk: Buffer): void {
+    const connection = this[kConnection] as WireConnection
+    if (connection.callbackError !== null) return
+    try {
+      connection.#onBody(chunk)
+    } catch (error) {
+      connection.#callbackFailed(error)
+    }
+  }
+
+  static #parserOnMessageComplete (this: OwnedParser): void {
+    const connection = this[kConnection] as WireConnection
+    if (connection.callbackError !== null) return
+    try {
+      connection.#onMessageComplete()
+    } catch (error) {
+      connection.#callbackFailed(error)
+    }
+  }
+
+  static #parserOnExecute (this: OwnedParser, result: number | Error): void {
+    (this[kConnection] as WireConnection).#afterExecute(result)
+  }
+
+  static #socketOnPause (this: OwnedSocket): void {
+    const handle = (this as net.Socket & { _handle: StreamHandle | null })._handle
+    if (handle !== null && handle.reading) {
+      handle.reading = false
+      handle.readStop()
+    }
+  }
+
+  static #socketOnResume (this: OwnedSocket): void {
+    const handle = (this as net.Socket & { _handle: StreamHandle | null })._handle
+    if (handle !== null && !handle.reading && !(this[kConnection] as WireConnection).destroyed) {
+      handle.reading = true
+      handle.readStart()
+    }
+  }
+
+  static #socketOnData (this: OwnedSocket, chunk: Buffer): void {
+    (this[kConnection] as WireConnection).#onData(chunk)
+  }
+
+  static #socketOnEnd (this: OwnedSocket): void {
+    (this[kConnection] as WireConnection).#onEnd()
+  }
+
+  static #socketOnError (this: OwnedSocket, error: Error): void {
+    (this[kConnection] as WireConnection).destroy(error)
+  }
+
+  static #socketOnClose (this: OwnedSocket): void {
+    (this[kConnection] as WireConnection).destroy(null)
+  }
+
+  static #socketOnDrain (this: OwnedSocket): void {
+    const connection = this[kConnection] as WireConnection
+    connection.pool.onDrain(connection)
   }
 
   // --- timers: one Timeout per connection, re-armed per phase --------------

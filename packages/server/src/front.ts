@@ -449,6 +449,11 @@ function onSocketError (): void {
   // 'close' follows; the connection cleans up there.
 }
 
+/** The connection a parser belongs to, for the callbacks all front connections share. */
+const kFrontConnection = Symbol('apt.frontConnection')
+type OwnedParser = HTTPParserInstance & { [kFrontConnection]?: FrontConnection }
+type OwnedSocket = FrontSocket & { [kFrontConnection]?: FrontConnection | undefined }
+
 /**
  * One client connection served by the front: a request parser reading the socket itself,
  * the response being written (one at a time, in order), and requests that arrived pipelined
@@ -493,57 +498,19 @@ class FrontConnection {
     const lenient = (server as Server & { insecureHTTPParser?: boolean }).insecureHTTPParser === true
     parser.initialize(HTTPParser.REQUEST, {}, (server as Server & { maxHeaderSize?: number }).maxHeaderSize ?? 0, lenient ? HTTPParser.kLenientAll : HTTPParser.kLenientNone, connections)
     parser.socket = socket
-    parser[kOnHeaders] = (headers: string[], url: string) => {
-      for (const line of headers) this.#headerLines.push(line)
-      this.#url += url
-    }
-    // Every callback is guarded: llhttp reads the socket itself, so an exception thrown here would
-    // have no JavaScript caller to reach and would end the process. It fails the connection instead.
-    parser[kOnHeadersComplete] = (major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined,
-      _statusCode: unknown, _statusMessage: unknown, upgrade: boolean, keepAlive: boolean): number => {
-      if (headers === undefined) {
-        headers = this.#headerLines
-        this.#headerLines = []
-      }
-      if (url === undefined) {
-        url = this.#url
-        this.#url = ''
-      }
-      try {
-        return this.#onHead(major, minor, headers, method, url, upgrade, keepAlive)
-      } catch (error) {
-        this.#callbackFailed(error)
-        return 1
-      }
-    }
-    parser[kOnBody] = (chunk: Buffer) => {
-      const request = this.#parsing
-      if (request === null) return
-      try {
-        request.push(chunk)
-      } catch (error) {
-        this.#callbackFailed(error)
-      }
-    }
-    parser[kOnMessageComplete] = () => {
-      // Trailer lines of a chunked body come through kOnHeaders: they are dropped here, never
-      // left to be read as the next request's headers.
-      if (this.#headerLines.length > 0) this.#headerLines = []
-      this.#url = ''
-      const request = this.#parsing
-      if (request === null) return
-      this.#parsing = null
-      try {
-        request.complete()
-      } catch (error) {
-        this.#callbackFailed(error)
-      }
-    }
-    parser[kOnExecute] = (result: number | Error) => { this.#afterExecute(result) }
+    // Shared by every connection (llhttp calls them on the parser, which knows its connection):
+    // a connection holds no closures of its own (docs/performance.md, change 25).
+    ;(parser as OwnedParser)[kFrontConnection] = this
+    ;(socket as OwnedSocket)[kFrontConnection] = this
+    parser[kOnHeaders] = FrontConnection.#parserOnHeaders
+    parser[kOnHeadersComplete] = FrontConnection.#parserOnHeadersComplete
+    parser[kOnBody] = FrontConnection.#parserOnBody
+    parser[kOnMessageComplete] = FrontConnection.#parserOnMessageComplete
+    parser[kOnExecute] = FrontConnection.#parserOnExecute
     socket.parser = parser
     socket.on('error', onSocketError)
-    socket.on('end', this.#onEnd)
-    socket.on('close', this.#onClose)
+    socket.on('end', FrontConnection.#socketOnEnd)
+    socket.on('close', FrontConnection.#socketOnClose)
     handle._consumed = true
     parser.consume(handle)
     // Flowing, so the end of the client's side ('end') is seen: no data comes through the stream itself.
@@ -731,9 +698,10 @@ class FrontConnection {
       socket.destroy()
       return
     }
-    socket.removeListener('end', this.#onEnd)
-    socket.removeListener('close', this.#onClose)
+    socket.removeListener('end', FrontConnection.#socketOnEnd)
+    socket.removeListener('close', FrontConnection.#socketOnClose)
     socket.removeListener('error', onSocketError)
+    ;(socket as OwnedSocket)[kFrontConnection] = undefined
     socket.parser = null
     socket._httpMessage = null
     socket.pause()
@@ -742,7 +710,75 @@ class FrontConnection {
     socket.resume()
   }
 
-  readonly #onEnd = (): void => {
+  // --- shared callbacks: `this` is the parser or the socket ------------------
+
+  static #parserOnHeaders (this: OwnedParser, headers: string[], url: string): void {
+    const connection = this[kFrontConnection] as FrontConnection
+    for (const line of headers) connection.#headerLines.push(line)
+    connection.#url += url
+  }
+
+  // Every callback is guarded: llhttp reads the socket itself, so an exception thrown here would
+  // have no JavaScript caller to reach and would end the process. It fails the connection instead.
+  static #parserOnHeadersComplete (this: OwnedParser, major: number, minor: number, headers: string[] | undefined, method: number, url: string | undefined,
+    _statusCode: unknown, _statusMessage: unknown, upgrade: boolean, keepAlive: boolean): number {
+    const connection = this[kFrontConnection] as FrontConnection
+    if (headers === undefined) {
+      headers = connection.#headerLines
+      connection.#headerLines = []
+    }
+    if (url === undefined) {
+      url = connection.#url
+      connection.#url = ''
+    }
+    try {
+      return connection.#onHead(major, minor, headers, method, url, upgrade, keepAlive)
+    } catch (error) {
+      connection.#callbackFailed(error)
+      return 1
+    }
+  }
+
+  static #parserOnBody (this: OwnedParser, chunk: Buffer): void {
+    const connection = this[kFrontConnection] as FrontConnection
+    const request = connection.#parsing
+    if (request === null) return
+    try {
+      request.push(chunk)
+    } catch (error) {
+      connection.#callbackFailed(error)
+    }
+  }
+
+  static #parserOnMessageComplete (this: OwnedParser): void {
+    const connection = this[kFrontConnection] as FrontConnection
+    // Trailer lines of a chunked body come through kOnHeaders: they are dropped here, never
+    // left to be read as the next request's headers.
+    if (connection.#headerLines.length > 0) connection.#headerLines = []
+    connection.#url = ''
+    const request = connection.#parsing
+    if (request === null) return
+    connection.#parsing = null
+    try {
+      request.complete()
+    } catch (error) {
+      connection.#callbackFailed(error)
+    }
+  }
+
+  static #parserOnExecute (this: OwnedParser, result: number | Error): void {
+    (this[kFrontConnection] as FrontConnection).#afterExecute(result)
+  }
+
+  static #socketOnEnd (this: OwnedSocket): void {
+    (this[kFrontConnection] as FrontConnection).#onEnd()
+  }
+
+  static #socketOnClose (this: OwnedSocket): void {
+    (this[kFrontConnection] as FrontConnection).#onClose()
+  }
+
+  #onEnd (): void {
     if (this.#handOff !== null) return
     this.#parser.finish()
     // As node:http (without httpAllowHalfOpen): the client's end closes the connection, and the
@@ -750,7 +786,7 @@ class FrontConnection {
     this.socket.destroySoon()
   }
 
-  readonly #onClose = (): void => {
+  #onClose (): void {
     if (this.#closed) return
     this.#detach()
     this.#parsing?.abort()
