@@ -70,7 +70,7 @@ export const DEFAULT_TOLERANCES: Readonly<Record<string, Tolerance>> = Object.fr
   added_latency_p99_rel: { relative: 3, absolute: 1 },
   cpu_ratio_to_upstream: { relative: 0.4 },
   upstream_reuse: { absolute: 0.01 },
-  paced_streams_ratio: { relative: 0.5 },
+  paced_streams_ratio: { relative: 0.75 },
   first_event_p50_ratio: { relative: 1.5, absolute: 0.5 },
   memory_kb_per_stream: { relative: 0.5, absolute: 16 },
   memory_marginal_kb_per_stream: { relative: 0.5, absolute: 16 },
