@@ -7,7 +7,7 @@ import { DEFAULT_CONTROLS } from './controls.js'
 import { currentRateLimitHeaders, EMULATOR_ORGANIZATION_ID, SSE_CONTENT_TYPE } from './exchange.js'
 import { createId } from './ids.js'
 import { usageFor } from './messages.js'
-import { MessageScriptCache, renderMessageJson, renderMessageStart } from './message-script.js'
+import { type MessageScript, MessageScriptCache, renderMessageJson, renderMessageStart } from './message-script.js'
 
 /**
  * The benchmark's upstream: the two exchanges the load test makes (`POST /v1/messages`, plain
@@ -79,6 +79,9 @@ function headLines(status: string, contentType: string, framing: string): string
   return head
 }
 
+/** The model of the bench's request (`messageRequest`), which the full emulator echoes. */
+const MODEL = 'claude-sonnet-4-5'
+
 class Responses {
   readonly #scripts = new MessageScriptCache()
   readonly #plain = new Map<string, Rendered>()
@@ -89,8 +92,7 @@ class Responses {
     const key = `${ask.deltas}:${ask.bodyBytes}:${ask.keepAlive}`
     const cached = this.#plain.get(key)
     if (cached !== undefined && cached.second === second) return cached.bytes
-    const script = this.#scripts.get({ scenario: 'text', deltas: ask.deltas, deltaSize: DEFAULT_CONTROLS.deltaSize, toolName: 'get_weather' })
-    const body = Buffer.from(renderMessageJson(script, usageFor(DEFAULT_CONTROLS, 'claude-sonnet-4-5', ask.bodyBytes)))
+    const body = Buffer.from(renderMessageJson(this.#script(ask), usageFor(DEFAULT_CONTROLS, MODEL, ask.bodyBytes)))
     const framing = `content-length: ${body.length}\r\n${connectionHeaders(ask.keepAlive)}`
     const bytes = Buffer.concat([Buffer.from(headLines('200 OK', 'application/json', framing)), body])
     this.#plain.set(key, { second, bytes })
@@ -102,14 +104,18 @@ class Responses {
     const key = `${ask.deltas}:${ask.bodyBytes}:${ask.keepAlive}:${ask.chunked}`
     const cached = this.#streams.get(key)
     if (cached !== undefined && cached.second === second) return cached
-    const script = this.#scripts.get({ scenario: 'text', deltas: ask.deltas, deltaSize: DEFAULT_CONTROLS.deltaSize, toolName: 'get_weather' })
-    const start = renderMessageStart(usageFor(DEFAULT_CONTROLS, 'claude-sonnet-4-5', ask.bodyBytes))
+    const script = this.#script(ask)
+    const start = renderMessageStart(usageFor(DEFAULT_CONTROLS, MODEL, ask.bodyBytes))
     const raw = [start, ...script.blockEvents, script.outputDelta, script.messageStop]
     const events = ask.chunked ? raw.map((event) => Buffer.concat([Buffer.from(`${event.length.toString(16)}\r\n`), event, CRLF])) : raw
     const framing = ask.chunked ? `transfer-encoding: chunked\r\n${connectionHeaders(ask.keepAlive)}` : connectionHeaders(false)
     const entry = { second, head: Buffer.from(headLines('200 OK', SSE_CONTENT_TYPE, framing)), events }
     this.#streams.set(key, entry)
     return entry
+  }
+
+  #script(ask: Ask): MessageScript {
+    return this.#scripts.get({ scenario: 'text', deltas: ask.deltas, deltaSize: DEFAULT_CONTROLS.deltaSize, toolName: 'get_weather' })
   }
 
   /** A 404 `not_found_error` or a 401 `authentication_error`, built per request (never on the measured path). */
@@ -122,21 +128,19 @@ class Responses {
   }
 }
 
-function hasHeader(headers: readonly string[], name: string): boolean {
+/** Index of the header `name` (lower case) in llhttp's flat name/value list, or -1. */
+function headerIndex(headers: readonly string[], name: string): number {
   for (let i = 0; i < headers.length; i += 2) {
-    if ((headers[i] as string).length === name.length && (headers[i] as string).toLowerCase() === name) return true
+    if ((headers[i] as string).length === name.length && (headers[i] as string).toLowerCase() === name) return i
   }
-  return false
+  return -1
 }
 
 function headerNumber(headers: readonly string[], name: string, fallback: number): number {
-  for (let i = 0; i < headers.length; i += 2) {
-    if ((headers[i] as string).length === name.length && (headers[i] as string).toLowerCase() === name) {
-      const value = Number(headers[i + 1])
-      return Number.isInteger(value) && value >= 0 ? value : fallback
-    }
-  }
-  return fallback
+  const index = headerIndex(headers, name)
+  if (index === -1) return fallback
+  const value = Number(headers[index + 1])
+  return Number.isInteger(value) && value >= 0 ? value : fallback
 }
 
 /** One client connection: requests answered in order, one at a time. */
@@ -178,7 +182,7 @@ class Connection {
         paceMs: headerNumber(headers, 'x-emulator-pace-ms', 0),
         bodyBytes: 0,
         known: method === METHOD_POST && (path === '/v1/messages' || path.startsWith('/v1/messages?')),
-        authorized: hasHeader(headers, 'x-api-key') || hasHeader(headers, 'authorization'),
+        authorized: headerIndex(headers, 'x-api-key') !== -1 || headerIndex(headers, 'authorization') !== -1,
         keepAlive,
         chunked: major === 1 && minor >= 1,
       }
