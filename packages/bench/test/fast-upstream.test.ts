@@ -187,8 +187,9 @@ describe('the fast upstream speaks HTTP/1.1 correctly', () => {
     // The stream's pacing timer (and the connection's idle timer) are live while it runs...
     expect(timers()).toBeGreaterThan(idle)
     client.destroy()
-    // ... and gone once its client is.
-    await eventually(() => expect(timers()).toBe(idle))
+    // ... and gone once its client is. (At most as many as before: other tests' timers in this
+    // worker, an HTTP agent's keep-alive timer say, may end meanwhile.)
+    await eventually(() => expect(timers()).toBeLessThanOrEqual(idle))
     const open = connect(upstream.port, '127.0.0.1')
     await once(open, 'connect')
     open.write(requestHead(STREAM_BODY, 'x-emulator-pace-ms: 10\r\nx-emulator-deltas: 500\r\n'))
