@@ -23,6 +23,11 @@ export interface ProxyConfig {
   readonly warmupConnections: number
   /** Processes serving the port (node:cluster); 1 = no primary process. */
   readonly workers: number
+  /**
+   * Ceiling of V8's semi-spaces in MiB, held by the proxy at run time (new-space.ts);
+   * 0 = V8's own sizing, also when NODE_OPTIONS already sets --max-semi-space-size.
+   */
+  readonly maxSemiSpaceMiB: number
   readonly server: Readonly<ServerOptions>
 }
 
@@ -124,6 +129,8 @@ export function loadConfig (input: Env): ConfigResult {
   const poolTimeoutMs = integer('APT_POOL_TIMEOUT_MS', 30_000, 0)
   const shutdownTimeoutMs = integer('SHUTDOWN_TIMEOUT_MS', 60_000, 0)
   const workers = env.APT_WORKERS?.trim().toLowerCase() === 'auto' ? availableParallelism() : integer('APT_WORKERS', 1, 1, 256)
+  const semiSpace = integer('APT_MAX_SEMI_SPACE_MB', 4, 0, 1024)
+  const maxSemiSpaceMiB = hasSemiSpaceFlag(input.NODE_OPTIONS) ? 0 : semiSpace
 
   const authMode = env.APT_AUTH_MODE ?? 'passthrough'
   let auth: ServerOptions['auth'] = { mode: 'passthrough' }
@@ -189,8 +196,15 @@ export function loadConfig (input: Env): ConfigResult {
   }
   return {
     ok: true,
-    config: Object.freeze({ profile, host, port, logLevel, shutdownTimeoutMs, warmupConnections, workers, server: Object.freeze(server) }),
+    config: Object.freeze({ profile, host, port, logLevel, shutdownTimeoutMs, warmupConnections, workers, maxSemiSpaceMiB, server: Object.freeze(server) }),
   }
+}
+
+/** True when Node was started with its own `--max-semi-space-size` (command line or NODE_OPTIONS). */
+export function hasSemiSpaceFlag (args: string | readonly string[] | undefined): boolean {
+  if (args === undefined) return false
+  const list = typeof args === 'string' ? args.split(/\s+/) : args
+  return list.some((arg) => /^--max[-_]semi[-_]space[-_]size(=|$)/.test(arg))
 }
 
 function stripEmpty (env: Env): Env {

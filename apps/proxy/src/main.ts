@@ -1,7 +1,9 @@
 #!/usr/bin/env node
+// First: it holds V8's new space at its initial size while the modules below load.
+import { limitNewSpace } from './new-space.js'
 import cluster from 'node:cluster'
 import { buildServer } from '@apt/server'
-import { loadConfig, type ProxyConfig, readEnvFile } from './config.js'
+import { hasSemiSpaceFlag, loadConfig, type ProxyConfig, readEnvFile } from './config.js'
 import { runPrimary } from './primary.js'
 
 /**
@@ -26,9 +28,10 @@ async function main (): Promise<void> {
 }
 
 async function runWorker (config: ProxyConfig): Promise<void> {
+  const newSpace = limitNewSpace(hasSemiSpaceFlag(process.execArgv) ? 0 : config.maxSemiSpaceMiB)
   const app = buildServer(config.server)
   await app.listen({ port: config.port, host: config.host })
-  app.log.info({ profile: config.profile, upstream: app.apt.upstream.options.origin }, 'apt proxy ready')
+  app.log.info({ profile: config.profile, upstream: app.apt.upstream.options.origin, max_semi_space_mib: newSpace.maxBytes === 0 ? 'v8 default' : newSpace.maxBytes / 2097152 }, 'apt proxy ready')
   if (config.warmupConnections > 0) {
     app.apt.upstream.warmUp(config.warmupConnections).then(
       (warm) => { app.log.info({ warmup: warm }, 'upstream connections warmed up') },
