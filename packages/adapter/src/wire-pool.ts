@@ -155,13 +155,10 @@ class WireConnection {
     this.setTimer('connect', pool.options.connectTimeoutMs)
     const handle = (this.socket as net.Socket & { _handle: StreamHandle | null })._handle
     const consume = pool.options.consume && handle?.isStreamBase === true
-    this.socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
-      this.connected = true
-      this.clearTimer()
-      pool.options.onConnectionOpened()
-      this.pending = null
-      this.send(exchange)
-    })
+    // The listener reads the exchange from `pending`, never from this scope: `resume` above shares
+    // the constructor's closure context, which would then hold the first exchange (its handler,
+    // request body and client objects) for as long as the connection lives.
+    this.socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', WireConnection.#socketOnConnect)
     if (consume) {
       // llhttp reads the socket in C++, as node:http's server does: no JavaScript stream, no
       // Buffer and no 'data' event per read (about 10 % of the CPU per streamed event and 6 % per
@@ -223,6 +220,16 @@ class WireConnection {
 
   static #parserOnExecute (this: OwnedParser, result: number | Error): void {
     (this[kConnection] as WireConnection).#afterExecute(result)
+  }
+
+  static #socketOnConnect (this: OwnedSocket): void {
+    const connection = this[kConnection] as WireConnection
+    connection.connected = true
+    connection.clearTimer()
+    connection.pool.options.onConnectionOpened()
+    const exchange = connection.pending
+    connection.pending = null
+    if (exchange !== null) connection.send(exchange)
   }
 
   static #socketOnPause (this: OwnedSocket): void {

@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type AddressInfo, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net'
 import { Readable } from 'node:stream'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { afterEach, describe, expect, test } from 'vitest'
 import { createUpstreamClient, type Exchange, type UpstreamClient } from '@apt/adapter'
 
@@ -360,6 +362,76 @@ describe('wire engine', () => {
     // Such a connection cannot carry another request.
     expect(raw.connections.length).toBe(2)
     expect(client.stats()).toMatchObject({ connectionsOpened: 2, hits: 0, errors: 0 })
+  })
+
+  test('a pooled connection lets go of the exchange it was opened for: the first request\'s body is collected while the connection idles', async () => {
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const upstream = createServer((request, response) => {
+      request.resume()
+      request.on('end', () => response.end('ok'))
+    })
+    const client = wireClient(await listen(upstream))
+    const bodies: WeakRef<Buffer>[] = []
+    const { url, exchanges } = await front(client, (request) => {
+      const body = Buffer.alloc(64 * 1024, 'a')
+      bodies.push(new WeakRef(body))
+      return { method: 'POST', path: request.url as string, headers: ['content-length', String(body.length)], body }
+    })
+    expect(await (await fetch(`${url}/v1/messages`, { method: 'POST' })).text()).toBe('ok')
+    expect(exchanges[0]?.error).toBeNull()
+    await waitFor(() => client.stats().pool.free === 1, 'the connection to idle in the pool')
+    // deref() keeps its target alive until the current job ends, so each gc() runs in a later one.
+    let collected = false
+    for (let i = 0; i < 20 && !collected; i++) {
+      await sleep(10)
+      gc()
+      await sleep(10)
+      collected = bodies[0]?.deref() === undefined
+    }
+    expect(collected).toBe(true)
+    expect(client.stats().pool.free).toBe(1)
+  })
+
+  test('a streaming response does not hold its request body: the body is collected while the stream is still open', async () => {
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const held: ServerResponse[] = []
+    const upstream = createServer((request, response) => {
+      request.resume()
+      request.on('end', () => {
+        response.writeHead(200, { 'content-type': 'text/event-stream' })
+        response.write('event: ping\ndata: {"type": "ping"}\n\n')
+        held.push(response)
+      })
+    })
+    const client = wireClient(await listen(upstream))
+    const bodies: WeakRef<Buffer>[] = []
+    const { url } = await front(client, (request) => {
+      const body = Buffer.alloc(64 * 1024, 'a')
+      bodies.push(new WeakRef(body))
+      return { method: 'POST', path: request.url as string, headers: ['content-length', String(body.length)], body }
+    })
+    const response = await fetch(`${url}/v1/messages`, { method: 'POST' })
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader()
+    expect(Buffer.from((await reader.read()).value ?? []).toString()).toContain('event: ping')
+    let collected = false
+    for (let i = 0; i < 20 && !collected; i++) {
+      await sleep(10)
+      gc()
+      await sleep(10)
+      collected = bodies[0]?.deref() === undefined
+    }
+    expect(collected).toBe(true)
+    expect(client.stats().pool.running).toBe(1)
+    held[0]?.end('event: message_stop\ndata: {"type": "message_stop"}\n\n')
+    let rest = ''
+    for (;;) {
+      const { done, value } = await reader.read()
+      if (done) break
+      rest += Buffer.from(value).toString()
+    }
+    expect(rest).toContain('message_stop')
   })
 
   test('a HEAD response has headers and no body, and its socket is reused for the next request', async () => {
