@@ -234,7 +234,7 @@ class WireConnection {
 
   static #socketOnPause (this: OwnedSocket): void {
     const handle = (this as net.Socket & { _handle: StreamHandle | null })._handle
-    if (handle !== null && handle.reading) {
+    if (handle?.reading === true) {
       handle.reading = false
       handle.readStop()
     }
