@@ -12,6 +12,14 @@ export interface LoopLimit {
   ms?: number
   /** Warm-up only: also wait until every worker has completed a request (every connection is open and used). */
   everyWorker?: boolean
+  /**
+   * Warm-up only: once the other conditions hold, poll this every `steadyEveryMs` and open
+   * the window when it returns true (the target has reached its steady state), or after
+   * `steadyMaxMs` more at most.
+   */
+  steady?: () => boolean | Promise<boolean>
+  steadyEveryMs?: number
+  steadyMaxMs?: number
 }
 
 export interface ClosedLoopOptions {
@@ -133,6 +141,7 @@ class Loop {
   #warmupTimeOver = false
   #warmupCap: NodeJS.Timeout | undefined
   #warmedWorkers = 0
+  #settling = false
   #finished!: () => void
   readonly finished = new Promise<void>((resolve) => {
     this.#finished = resolve
@@ -169,7 +178,24 @@ class Loop {
     const { warmup, concurrency } = this.#options
     if (!this.#warmupTimeOver || this.warmupDone < (warmup.requests ?? 0)) return
     if (warmup.everyWorker === true && this.#warmedWorkers < concurrency) return
-    void this.#openWindow()
+    if (warmup.steady === undefined) {
+      void this.#openWindow()
+      return
+    }
+    if (this.#settling) return
+    this.#settling = true
+    void this.#awaitSteady(warmup.steady, warmup.steadyEveryMs ?? 500, warmup.steadyMaxMs ?? 3_000)
+  }
+
+  async #awaitSteady(steady: () => boolean | Promise<boolean>, everyMs: number, maxMs: number): Promise<void> {
+    const deadline = performance.now() + maxMs
+    // The first answer is the reference the next ones compare with.
+    await steady()
+    while (this.phase === 'warmup' && performance.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, everyMs))
+      if (this.phase !== 'warmup' || await steady()) break
+    }
+    await this.#openWindow()
   }
 
   async #openWindow(): Promise<void> {

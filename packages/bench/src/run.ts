@@ -50,6 +50,9 @@ const SETTLE_MS = 300
 const TIMELINE_EVERY_MS = 250
 /** Marginal memory: slow streams (10 events a second each), 1 s to settle after the ramp, 0.5 s of RSS samples. */
 const MARGINAL_PACE_MS = 100
+/** Throughput at c ≥ 64: the warm-up goes on until no new upstream connection for this long (at most STEADY_MAX_MS more). */
+const STEADY_EVERY_MS = 500
+const STEADY_MAX_MS = 3_000
 const MARGINAL_SETTLE_MS = 1000
 const MARGINAL_SAMPLE_MS = 500
 
@@ -347,7 +350,7 @@ class BenchRun {
     let total = count * (s.quick ? 500 : 1000)
     if (this.#runs('latency')) total += s.latencyRounds * count * ((s.latencyRequests + s.latencyWarmupRequests) * 0.6 + 50)
     if (this.#runs('concurrent')) {
-      for (const level of s.concurrencyLevels) total += s.rounds * count * ((level >= 64 ? 3 : 1) * s.warmupMs + s.durationMs + 150)
+      for (const level of s.concurrencyLevels) total += s.rounds * count * ((level >= 64 ? 3 * s.warmupMs + STEADY_EVERY_MS : s.warmupMs) + s.durationMs + 150)
     }
     if (this.#runs('streaming')) {
       total += this.#active().filter((target) => target.info.kind !== 'direct' && target.probe !== null).length * this.#memoryEstimateMs()
@@ -498,11 +501,21 @@ class BenchRun {
       for (let roundIndex = 0; roundIndex < s.rounds && !this.#aborted; roundIndex++) {
         for (const target of this.#active()) {
           if (this.#aborted) return
-          // At high concurrency the warm-up runs three times longer: a fast proxy holds fewer requests
-          // at once while the load ramps up, so its upstream pool is still growing when a short warm-up
-          // ends, and the reuse figure (meant for the steady state) would count that growth.
-          const warmupMs = concurrency >= 64 ? s.warmupMs * 3 : s.warmupMs
-          await this.#step('throughput', `${target.info.name} c=${concurrency} round ${roundIndex + 1}/${s.rounds}`, warmupMs + s.durationMs + 150, async () => {
+          // At high concurrency the warm-up runs three times longer, and then on until the upstream
+          // has seen no new connection for half a second (at most 3 s more): a saturated proxy holds
+          // fewer requests upstream than the clients send, and its pool grows to the peak of that
+          // number, a little more after each burst (a GC pause), so it can still be growing when a
+          // fixed warm-up ends. The reuse figure is meant for the steady state, not that growth.
+          const high = concurrency >= 64
+          const warmupMs = high ? s.warmupMs * 3 : s.warmupMs
+          let seenConnections: number | null = null
+          const steady = async (): Promise<boolean> => {
+            const connections = (await this.#upstreamStats())?.connections ?? null
+            const unchanged = connections === null || connections === seenConnections
+            seenConnections = connections
+            return unchanged
+          }
+          await this.#step('throughput', `${target.info.name} c=${concurrency} round ${roundIndex + 1}/${s.rounds}`, warmupMs + (high ? STEADY_EVERY_MS : 0) + s.durationMs + 150, async () => {
             await this.#focus(target)
             let cpuStart: number | null = null
             let cpuEnd: number | null = null
@@ -518,7 +531,7 @@ class BenchRun {
               request,
               streaming: false,
               // Every connection has served before the window opens, so reuse counts the steady state.
-              warmup: { ms: warmupMs, everyWorker: true },
+              warmup: { ms: warmupMs, everyWorker: true, ...(high ? { steady, steadyEveryMs: STEADY_EVERY_MS, steadyMaxMs: STEADY_MAX_MS } : {}) },
               measure: { ms: s.durationMs },
               signal: this.#signal,
               atWindowStart: async () => {
