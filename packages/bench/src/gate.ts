@@ -73,7 +73,7 @@ export const DEFAULT_TOLERANCES: Readonly<Record<string, Tolerance>> = Object.fr
   paced_streams_ratio: { relative: 0.75 },
   first_event_p50_ratio: { relative: 1.5, absolute: 0.5 },
   memory_kb_per_stream: { relative: 0.5, absolute: 16 },
-  memory_marginal_kb_per_stream: { relative: 0.5, absolute: 16 },
+  memory_marginal_kb_per_stream: { relative: 0.5, absolute: 8 },
   error_rate: { absolute: 0.001 },
 })
 
