@@ -139,6 +139,20 @@ async function within<T> (promise: Promise<T>, what: string): Promise<T> {
   }
 }
 
+/** Whether `ref`'s target is collected within 20 forced garbage collections. */
+async function collectedByGc (ref: WeakRef<object>): Promise<boolean> {
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  for (let i = 0; i < 20; i++) {
+    // deref() keeps its target alive until the current job ends, so each gc() runs in a later one.
+    await sleep(10)
+    gc()
+    await sleep(10)
+    if (ref.deref() === undefined) return true
+  }
+  return false
+}
+
 /** A self-signed certificate for 127.0.0.1, trusted by passing it as the client's `tlsCa`. */
 function selfSignedCert (): { key: Buffer, cert: Buffer } {
   const dir = mkdtempSync(join(tmpdir(), 'apt-wire-tls-'))
@@ -365,8 +379,6 @@ describe('wire engine', () => {
   })
 
   test('a pooled connection lets go of the exchange it was opened for: the first request\'s body is collected while the connection idles', async () => {
-    setFlagsFromString('--expose-gc')
-    const gc = runInNewContext('gc') as () => void
     const upstream = createServer((request, response) => {
       request.resume()
       request.on('end', () => response.end('ok'))
@@ -381,21 +393,11 @@ describe('wire engine', () => {
     expect(await (await fetch(`${url}/v1/messages`, { method: 'POST' })).text()).toBe('ok')
     expect(exchanges[0]?.error).toBeNull()
     await waitFor(() => client.stats().pool.free === 1, 'the connection to idle in the pool')
-    // deref() keeps its target alive until the current job ends, so each gc() runs in a later one.
-    let collected = false
-    for (let i = 0; i < 20 && !collected; i++) {
-      await sleep(10)
-      gc()
-      await sleep(10)
-      collected = bodies[0]?.deref() === undefined
-    }
-    expect(collected).toBe(true)
+    expect(await collectedByGc(bodies[0] as WeakRef<Buffer>)).toBe(true)
     expect(client.stats().pool.free).toBe(1)
   })
 
   test('a streaming response does not hold its request body: the body is collected while the stream is still open', async () => {
-    setFlagsFromString('--expose-gc')
-    const gc = runInNewContext('gc') as () => void
     const held: ServerResponse[] = []
     const upstream = createServer((request, response) => {
       request.resume()
@@ -415,14 +417,7 @@ describe('wire engine', () => {
     const response = await fetch(`${url}/v1/messages`, { method: 'POST' })
     const reader = (response.body as ReadableStream<Uint8Array>).getReader()
     expect(Buffer.from((await reader.read()).value ?? []).toString()).toContain('event: ping')
-    let collected = false
-    for (let i = 0; i < 20 && !collected; i++) {
-      await sleep(10)
-      gc()
-      await sleep(10)
-      collected = bodies[0]?.deref() === undefined
-    }
-    expect(collected).toBe(true)
+    expect(await collectedByGc(bodies[0] as WeakRef<Buffer>)).toBe(true)
     expect(client.stats().pool.running).toBe(1)
     held[0]?.end('event: message_stop\ndata: {"type": "message_stop"}\n\n')
     let rest = ''
