@@ -80,6 +80,8 @@ interface Exchange {
 /** The connection a parser or socket belongs to, for the callbacks all connections share. */
 const kConnection = Symbol('apt.wireConnection')
 type OwnedParser = HTTPParserInstance & { [kConnection]?: WireConnection }
+/** Node's llhttp parser, with the wire connection's callbacks on its prototype. */
+class WireParser extends HTTPParser {}
 type OwnedSocket = net.Socket & { [kConnection]?: WireConnection }
 
 function noop (): void {}
@@ -133,18 +135,14 @@ class WireConnection {
       : net.connect({ host, port })
     this.socket.setNoDelay(true)
     this.socket.setKeepAlive(true, 60_000)
-    const parser = new HTTPParser()
+    const parser = new WireParser()
     parser.initialize(HTTPParser.RESPONSE, PARSER_RESOURCE, 0, HTTPParser.kLenientNone)
     // The callbacks are shared by every connection (llhttp calls them on the parser, socket events
     // come on the socket; both know their connection): an idle or streaming connection holds no
-    // closures of its own (docs/performance.md, change 25).
+    // closures of its own (docs/performance.md, change 25). The parser's callbacks sit on
+    // WireParser's prototype (set below), so no parser holds a table of them either (change 30).
     ;(parser as OwnedParser)[kConnection] = this
     ;(this.socket as OwnedSocket)[kConnection] = this
-    parser[kOnHeaders] = WireConnection.#parserOnHeaders
-    parser[kOnHeadersComplete] = WireConnection.#parserOnHeadersComplete
-    parser[kOnBody] = WireConnection.#parserOnBody
-    parser[kOnMessageComplete] = WireConnection.#parserOnMessageComplete
-    parser[kOnExecute] = WireConnection.#parserOnExecute
     this.parser = parser
     this.resume = () => {
       if (this.paused && !this.destroyed) {
@@ -178,6 +176,17 @@ class WireConnection {
   }
 
   // --- shared callbacks: `this` is the parser or the socket ------------------
+
+  static {
+    // llhttp looks its callbacks up with a property get, which follows the prototype chain.
+    const callbacks = WireParser.prototype as unknown as Record<number, unknown>
+    callbacks[kOnHeaders] = this.#parserOnHeaders
+    callbacks[kOnHeadersComplete] = this.#parserOnHeadersComplete
+    callbacks[kOnBody] = this.#parserOnBody
+    callbacks[kOnMessageComplete] = this.#parserOnMessageComplete
+    callbacks[kOnExecute] = this.#parserOnExecute
+  }
+
 
   static #parserOnHeaders (this: OwnedParser, headers: string[]): void {
     const connection = this[kConnection] as WireConnection

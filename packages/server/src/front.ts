@@ -452,6 +452,10 @@ function onSocketError (): void {
 /** The connection a parser belongs to, for the callbacks all front connections share. */
 const kFrontConnection = Symbol('apt.frontConnection')
 type OwnedParser = HTTPParserInstance & { [kFrontConnection]?: FrontConnection }
+/** The async resource of every front parser (as the wire engine's: no object per connection). */
+const PARSER_RESOURCE = {}
+/** Node's llhttp parser, with the front connection's callbacks on its prototype. */
+class FrontParser extends HTTPParser {}
 type OwnedSocket = FrontSocket & { [kFrontConnection]?: FrontConnection | undefined }
 
 /**
@@ -493,20 +497,16 @@ class FrontConnection {
     this.#options = options
     this.#nodeListeners = nodeListeners
     this.keepAliveTimeout = server.keepAliveTimeout
-    const parser = new HTTPParser()
+    const parser = new FrontParser()
     this.#parser = parser
     const lenient = (server as Server & { insecureHTTPParser?: boolean }).insecureHTTPParser === true
-    parser.initialize(HTTPParser.REQUEST, {}, (server as Server & { maxHeaderSize?: number }).maxHeaderSize ?? 0, lenient ? HTTPParser.kLenientAll : HTTPParser.kLenientNone, connections)
+    parser.initialize(HTTPParser.REQUEST, PARSER_RESOURCE, (server as Server & { maxHeaderSize?: number }).maxHeaderSize ?? 0, lenient ? HTTPParser.kLenientAll : HTTPParser.kLenientNone, connections)
     parser.socket = socket
     // Shared by every connection (llhttp calls them on the parser, which knows its connection):
-    // a connection holds no closures of its own (docs/performance.md, change 25).
+    // a connection holds no closures of its own (docs/performance.md, change 25), and its parser
+    // no table of them: they sit on FrontParser's prototype (change 30).
     ;(parser as OwnedParser)[kFrontConnection] = this
     ;(socket as OwnedSocket)[kFrontConnection] = this
-    parser[kOnHeaders] = FrontConnection.#parserOnHeaders
-    parser[kOnHeadersComplete] = FrontConnection.#parserOnHeadersComplete
-    parser[kOnBody] = FrontConnection.#parserOnBody
-    parser[kOnMessageComplete] = FrontConnection.#parserOnMessageComplete
-    parser[kOnExecute] = FrontConnection.#parserOnExecute
     socket.parser = parser
     socket.on('error', onSocketError)
     socket.on('end', FrontConnection.#socketOnEnd)
@@ -711,6 +711,16 @@ class FrontConnection {
   }
 
   // --- shared callbacks: `this` is the parser or the socket ------------------
+
+  static {
+    // llhttp looks its callbacks up with a property get, which follows the prototype chain.
+    const callbacks = FrontParser.prototype as unknown as Record<number, unknown>
+    callbacks[kOnHeaders] = this.#parserOnHeaders
+    callbacks[kOnHeadersComplete] = this.#parserOnHeadersComplete
+    callbacks[kOnBody] = this.#parserOnBody
+    callbacks[kOnMessageComplete] = this.#parserOnMessageComplete
+    callbacks[kOnExecute] = this.#parserOnExecute
+  }
 
   static #parserOnHeaders (this: OwnedParser, headers: string[], url: string): void {
     const connection = this[kFrontConnection] as FrontConnection
