@@ -44,3 +44,29 @@ export const kOnHeadersComplete = HTTPParser.kOnHeadersComplete | 0
 export const kOnBody = HTTPParser.kOnBody | 0
 export const kOnMessageComplete = HTTPParser.kOnMessageComplete | 0
 export const kOnExecute = HTTPParser.kOnExecute | 0
+
+/** The callbacks llhttp calls on a parser; `this` is the parser. */
+export interface ParserCallbacks {
+  onHeaders: (...args: never[]) => unknown
+  onHeadersComplete: (...args: never[]) => unknown
+  onBody: (...args: never[]) => unknown
+  onMessageComplete: (...args: never[]) => unknown
+  onExecute: (...args: never[]) => unknown
+}
+
+/**
+ * A subclass of Node's parser whose prototype carries `callbacks`. node:http sets them on each
+ * parser by index, which gives every parser a table of its own; llhttp reads them with a property
+ * get, which follows the prototype chain, so one prototype serves every parser
+ * (docs/performance.md, change 30).
+ */
+export function parserClass (callbacks: ParserCallbacks): HTTPParserClass {
+  class Parser extends HTTPParser {}
+  const prototype = Parser.prototype as unknown as Record<number, unknown>
+  prototype[kOnHeaders] = callbacks.onHeaders
+  prototype[kOnHeadersComplete] = callbacks.onHeadersComplete
+  prototype[kOnBody] = callbacks.onBody
+  prototype[kOnMessageComplete] = callbacks.onMessageComplete
+  prototype[kOnExecute] = callbacks.onExecute
+  return Parser as unknown as HTTPParserClass
+}

@@ -14,7 +14,7 @@
 import net from 'node:net'
 import type { Readable } from 'node:stream'
 import tls from 'node:tls'
-import { HTTPParser, type HTTPParserInstance, kOnBody, kOnExecute, kOnHeaders, kOnHeadersComplete, kOnMessageComplete } from './llhttp.js'
+import { HTTPParser, type HTTPParserClass, type HTTPParserInstance, parserClass } from './llhttp.js'
 
 /** A socket's native stream handle, as node:http's server uses it for a consumed socket. */
 interface StreamHandle { isStreamBase?: boolean, reading: boolean, readStart (): number, readStop (): number }
@@ -80,8 +80,8 @@ interface Exchange {
 /** The connection a parser or socket belongs to, for the callbacks all connections share. */
 const kConnection = Symbol('apt.wireConnection')
 type OwnedParser = HTTPParserInstance & { [kConnection]?: WireConnection }
-/** Node's llhttp parser, with the wire connection's callbacks on its prototype. */
-class WireParser extends HTTPParser {}
+/** Node's llhttp parser, with the wire connection's callbacks on its prototype (set in its static block). */
+let WireParser: HTTPParserClass
 type OwnedSocket = net.Socket & { [kConnection]?: WireConnection }
 
 function noop (): void {}
@@ -178,13 +178,8 @@ class WireConnection {
   // --- shared callbacks: `this` is the parser or the socket ------------------
 
   static {
-    // llhttp looks its callbacks up with a property get, which follows the prototype chain.
-    const callbacks = WireParser.prototype as unknown as Record<number, unknown>
-    callbacks[kOnHeaders] = this.#parserOnHeaders
-    callbacks[kOnHeadersComplete] = this.#parserOnHeadersComplete
-    callbacks[kOnBody] = this.#parserOnBody
-    callbacks[kOnMessageComplete] = this.#parserOnMessageComplete
-    callbacks[kOnExecute] = this.#parserOnExecute
+    WireParser = parserClass({ onHeaders: this.#parserOnHeaders, onHeadersComplete: this.#parserOnHeadersComplete,
+      onBody: this.#parserOnBody, onMessageComplete: this.#parserOnMessageComplete, onExecute: this.#parserOnExecute })
   }
 
 

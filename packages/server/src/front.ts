@@ -2,7 +2,7 @@ import type { IncomingHttpHeaders, Server } from 'node:http'
 import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
-import { HTTP_METHODS, HTTPParser, type HTTPParserInstance, kOnBody, kOnExecute, kOnHeaders, kOnHeadersComplete, kOnMessageComplete } from '@apt/adapter/llhttp'
+import { HTTP_METHODS, HTTPParser, type HTTPParserClass, type HTTPParserInstance, kOnBody, kOnHeaders, kOnHeadersComplete, kOnMessageComplete, parserClass } from '@apt/adapter/llhttp'
 
 /**
  * The front: the client side of `/v1/*` without node:http's request and response objects.
@@ -454,8 +454,8 @@ const kFrontConnection = Symbol('apt.frontConnection')
 type OwnedParser = HTTPParserInstance & { [kFrontConnection]?: FrontConnection }
 /** The async resource of every front parser (as the wire engine's: no object per connection). */
 const PARSER_RESOURCE = {}
-/** Node's llhttp parser, with the front connection's callbacks on its prototype. */
-class FrontParser extends HTTPParser {}
+/** Node's llhttp parser, with the front connection's callbacks on its prototype (set in its static block). */
+let FrontParser: HTTPParserClass
 type OwnedSocket = FrontSocket & { [kFrontConnection]?: FrontConnection | undefined }
 
 /**
@@ -713,13 +713,8 @@ class FrontConnection {
   // --- shared callbacks: `this` is the parser or the socket ------------------
 
   static {
-    // llhttp looks its callbacks up with a property get, which follows the prototype chain.
-    const callbacks = FrontParser.prototype as unknown as Record<number, unknown>
-    callbacks[kOnHeaders] = this.#parserOnHeaders
-    callbacks[kOnHeadersComplete] = this.#parserOnHeadersComplete
-    callbacks[kOnBody] = this.#parserOnBody
-    callbacks[kOnMessageComplete] = this.#parserOnMessageComplete
-    callbacks[kOnExecute] = this.#parserOnExecute
+    FrontParser = parserClass({ onHeaders: this.#parserOnHeaders, onHeadersComplete: this.#parserOnHeadersComplete,
+      onBody: this.#parserOnBody, onMessageComplete: this.#parserOnMessageComplete, onExecute: this.#parserOnExecute })
   }
 
   static #parserOnHeaders (this: OwnedParser, headers: string[], url: string): void {
