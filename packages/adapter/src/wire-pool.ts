@@ -80,15 +80,16 @@ interface Exchange {
 /** The connection a parser or socket belongs to, for the callbacks all connections share. */
 const kConnection = Symbol('apt.wireConnection')
 type OwnedParser = HTTPParserInstance & { [kConnection]?: WireConnection }
+type OwnedSocket = net.Socket & { [kConnection]?: WireConnection }
 /** Node's llhttp parser, with the wire connection's callbacks on its prototype (set in its static block). */
 let WireParser: HTTPParserClass
 
+function noop (): void {}
+
+/** A connection's one timer fired; the connection is the timer's argument, so no closure per timer. */
 function onWireTimer (connection: WireConnection): void {
   connection.onTimeout()
 }
-type OwnedSocket = net.Socket & { [kConnection]?: WireConnection }
-
-function noop (): void {}
 
 class WireConnection {
   readonly pool: WirePool
@@ -185,7 +186,6 @@ class WireConnection {
     WireParser = parserClass({ onHeaders: this.#parserOnHeaders, onHeadersComplete: this.#parserOnHeadersComplete,
       onBody: this.#parserOnBody, onMessageComplete: this.#parserOnMessageComplete, onExecute: this.#parserOnExecute })
   }
-
 
   static #parserOnHeaders (this: OwnedParser, headers: string[]): void {
     const connection = this[kConnection] as WireConnection
