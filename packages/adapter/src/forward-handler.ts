@@ -1,4 +1,4 @@
-import { type ServerResponse, STATUS_CODES } from 'node:http'
+import { ServerResponse, STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Dispatcher } from 'undici'
 import { AdapterError, isStaleSocketError, toAdapterError } from './errors.js'
@@ -109,6 +109,8 @@ export class ForwardHandler implements Exchange {
   #abort: ((error?: Error) => void) | null = null
   #resume: (() => void) | null = null
   #onDrain: (() => void) | null = null
+  /** A 'drain' listener is registered and has not fired yet. */
+  #awaitingDrain = false
   #settled = false
   #collected: Buffer[] | null = null
   #collectedHeaders: string[] | null = null
@@ -120,6 +122,11 @@ export class ForwardHandler implements Exchange {
   #chunked = false
   /** The client socket is corked until the end of this tick. */
   #holding = false
+  /**
+   * Direct write of a body with content-length: the head, kept until the first body chunk of
+   * this tick so that both leave in one buffer and one write() (or alone at the end of the tick).
+   */
+  #pendingHead: string | null = null
 
   constructor (
     owner: HandlerOwner,
@@ -198,8 +205,11 @@ export class ForwardHandler implements Exchange {
     } else {
       if (statusText) response.writeHead(statusCode, statusText, headers)
       else response.writeHead(statusCode, headers)
-      // Let a streaming client see the status at once, even before the first event.
-      if (facts.isEventStream) response.flushHeaders()
+      // The head leaves as it arrived, as on the direct path: a client sees the status at once,
+      // even before the first event or a body the upstream sends later. Not flushHeaders() on a
+      // ServerResponse: it writes the head as UTF-8, and header values here are raw bytes.
+      if (response instanceof ServerResponse) response.write('', 'latin1')
+      else (response as { flushHeaders (): void }).flushHeaders()
     }
     this.headersWrittenAt = performance.now()
     return true
@@ -229,8 +239,24 @@ export class ForwardHandler implements Exchange {
     response._header = HEAD_WRITTEN
     response._headerSent = true
     this.#socket = socket
-    this.#hold(socket)
-    socket.write(head, 'latin1')
+    if (bodiless || this.#chunked || facts.isEventStream) {
+      this.#hold(socket)
+      socket.write(head, 'latin1')
+    } else {
+      // A JSON message usually arrives whole in the read that carried its head: one buffer, one
+      // write() and no corked writev (whose per-chunk bookkeeping allocated ~1.9 KB a request).
+      this.#pendingHead = head
+      process.nextTick(flushPendingHead, this)
+    }
+  }
+
+  /** @internal the end of the tick in which the head was built: it goes out alone if no body came. */
+  flushPendingHead (): void {
+    const head = this.#pendingHead
+    if (head === null) return
+    this.#pendingHead = null
+    const socket = this.#socket as Socket
+    if (!socket.destroyed) socket.write(head, 'latin1')
   }
 
   /**
@@ -251,7 +277,20 @@ export class ForwardHandler implements Exchange {
 
   /** Direct write of one body chunk (framed when chunked); false when the socket is full. */
   #writeDirect (socket: Socket, chunk: Buffer | string): boolean {
-    this.#hold(socket)
+    const head = this.#pendingHead
+    if (head !== null) {
+      this.#pendingHead = null
+      if (typeof chunk !== 'string' && chunk.length <= FRAME_COPY_BYTES) {
+        const joined = Buffer.allocUnsafe(head.length + chunk.length)
+        joined.write(head, 0, 'latin1')
+        chunk.copy(joined, head.length)
+        return socket.write(joined)
+      }
+      this.#hold(socket)
+      socket.write(head, 'latin1')
+    } else {
+      this.#hold(socket)
+    }
     if (!this.#chunked) return socket.write(chunk)
     const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
     const length = data.length
@@ -279,9 +318,12 @@ export class ForwardHandler implements Exchange {
 
   /** Direct write: finish the body framing, then let node:http finish the response. */
   #endDirect (socket: Socket, last?: string): void {
-    this.#hold(socket)
     if (last !== undefined) this.#writeDirect(socket, last)
-    if (this.#chunked) socket.write('0\r\n\r\n', 'latin1')
+    else if (this.#pendingHead !== null) this.flushPendingHead()
+    if (this.#chunked) {
+      this.#hold(socket)
+      socket.write('0\r\n\r\n', 'latin1')
+    }
     this.#response.end()
   }
 
@@ -297,8 +339,13 @@ export class ForwardHandler implements Exchange {
     const observer = this.observer
     if (observer !== undefined) observer.data(chunk)
     if (written) return true
+    // One 'drain' listener per wait: the chunks a single upstream read still delivers after the
+    // socket filled up (many small events) must not add one each.
+    if (this.#awaitingDrain) return false
+    this.#awaitingDrain = true
     if (this.#onDrain === null) {
       this.#onDrain = () => {
+        this.#awaitingDrain = false
         const resume = this.#resume
         if (resume !== null) resume()
       }
@@ -457,6 +504,10 @@ function keepAliveLines (ms: number): string {
 
 /** Chunks up to this size are framed by copying (one write); larger ones by three corked writes. */
 const FRAME_COPY_BYTES = 16_384
+
+function flushPendingHead (handler: ForwardHandler): void {
+  handler.flushPendingHead()
+}
 
 function release (handler: ForwardHandler, socket: Socket): void {
   handler.released()

@@ -203,6 +203,12 @@ describe('@apt/adapter', () => {
     const origin = await listen(upstream.server)
     const client = createUpstreamClient({ origin, engine })
     cleanups.push(() => client.destroy())
+    // Every event one upstream read delivers after the client socket filled up must not add a
+    // 'drain' listener of its own (Node warns past 10 on one socket).
+    const warnings: string[] = []
+    const onWarning = (warning: Error): void => { warnings.push(warning.name) }
+    process.on('warning', onWarning)
+    cleanups.push(() => { process.off('warning', onWarning) })
     const { url } = await front(client)
     const response = await fetch(`${url}/v1/messages`, { method: 'POST', body: '{"stream":true}' })
     await new Promise((resolve) => setTimeout(resolve, 400))
@@ -229,6 +235,8 @@ describe('@apt/adapter', () => {
     }
     expect(next).toBe(total)
     expect(text).toBe('')
+    await new Promise((resolve) => setImmediate(resolve))
+    expect(warnings.filter((name) => name === 'MaxListenersExceededWarning')).toEqual([])
   })
 
   test('HTTP/2 to a TLS upstream when allowH2 is set (certificate trusted through tlsCa, still verified)', async () => {

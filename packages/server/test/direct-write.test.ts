@@ -17,6 +17,13 @@ const EVENTS = [
 ]
 const JSON_BODY = '{"id":"msg_2","type":"message","content":[{"type":"text","text":"caf\u00e9"}],"usage":{"input_tokens":1,"output_tokens":2}}'
 
+/** A promise and the function that resolves it (Promise.withResolvers is not in Node 20). */
+function gate (): { promise: Promise<void>, resolve: () => void } {
+  let resolve = (): void => {}
+  const promise = new Promise<void>((done) => { resolve = done })
+  return { promise, resolve }
+}
+
 const BIG = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 7 + (i >> 8)) & 0xff))
 
 // The same wire results with direct write on (the default) and off; the casing of the framing
@@ -25,11 +32,12 @@ describe.each([true, false])('directWrite %s', (directWrite) => {
   let upstream: FakeUpstream
   let proxy: RunningProxy
   let port: number
+  let releaseLateBody = gate()
 
   beforeAll(async () => {
     upstream = await startFakeUpstream((request, response) => {
       if (request.url === '/v1/messages/stream') {
-        response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'request-id': 'req_sse', 'anthropic-ratelimit-requests-remaining': '99' })
+        response.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'request-id': 'req_sse', 'anthropic-ratelimit-requests-remaining': '99', 'x-odd': 'caf\u00e9' })
         writePaced(response, EVENTS, 5)
       } else if (request.url === '/v1/messages/big') {
         // Chunked, with one piece far above the 16 KiB copy-framing threshold.
@@ -37,6 +45,18 @@ describe.each([true, false])('directWrite %s', (directWrite) => {
         response.write(BIG.subarray(0, 100))
         response.write(BIG.subarray(100, BIG.length - 10))
         response.end(BIG.subarray(BIG.length - 10))
+      } else if (request.url === '/v1/messages/late-body') {
+        // The head now, the body only once the test has seen the head arrive at the client.
+        response.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(JSON_BODY), 'request-id': 'req_late' })
+        response.flushHeaders()
+        void releaseLateBody.promise.then(() => response.end(JSON_BODY))
+      } else if (request.url === '/v1/messages/zero') {
+        response.writeHead(200, { 'content-type': 'application/json', 'content-length': 0, 'request-id': 'req_zero' })
+        response.end()
+      } else if (request.url === '/v1/messages/large-json') {
+        // One content-length body above the 16 KiB that is joined to the head in one buffer.
+        response.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': BIG.length, 'request-id': 'req_large' })
+        response.end(BIG)
       } else if (request.url === '/v1/messages/empty') {
         response.writeHead(204, { 'request-id': 'req_204' })
         response.end()
@@ -84,6 +104,9 @@ describe.each([true, false])('directWrite %s', (directWrite) => {
       expect(header(sse, 'transfer-encoding')).toBe('chunked')
       expect(header(sse, 'content-type')).toBe('text/event-stream; charset=utf-8')
       expect(header(sse, 'anthropic-ratelimit-requests-remaining')).toBe('99')
+      // A head sent ahead of the first event keeps its raw bytes too, on every path. node:http
+      // (the fake upstream) sends a chunked head with the first size line, as latin1: one byte.
+      expect(Buffer.from(header(sse, 'x-odd') as string, 'latin1')).toEqual(Buffer.from([0x63, 0x61, 0x66, 0xe9]))
       expect(sse.body.toString('utf8')).toBe(EVENTS.join(''))
       expect(sse.chunks).toEqual(EVENTS.map((event) => Buffer.byteLength(event)))
 
@@ -106,6 +129,51 @@ describe.each([true, false])('directWrite %s', (directWrite) => {
       socket.write(post('/v1/messages', '{"a":2}'))
       expect((await reader.response()).body.toString('utf8')).toBe(JSON_BODY)
       expect(reader.ended).toBe(false)
+    } finally {
+      socket.destroy()
+    }
+  })
+
+  test('content-length bodies: the head reaches the client before a late body, alone for an empty body, and a large body follows it whole', async () => {
+    const { socket, reader } = await open()
+    try {
+      releaseLateBody = gate()
+      let received = ''
+      const headArrived = new Promise<void>((resolve) => {
+        const onData = (data: Buffer): void => {
+          received += data.toString('latin1')
+          if (received.includes('\r\n\r\n')) {
+            socket.off('data', onData)
+            resolve()
+          }
+        }
+        socket.on('data', onData)
+      })
+      socket.write(post('/v1/messages/late-body', '{}'))
+      // The proxy holds a content-length head only until the end of the tick it arrived in.
+      await headArrived
+      expect(received.startsWith('HTTP/1.1 200 OK\r\n')).toBe(true)
+      expect(received.endsWith('\r\n\r\n')).toBe(true)
+      releaseLateBody.resolve()
+      const late = await reader.response()
+      expect(header(late, 'request-id')).toBe('req_late')
+      expect(late.body.toString('utf8')).toBe(JSON_BODY)
+
+      socket.write(post('/v1/messages/zero', '{}'))
+      const zero = await reader.response()
+      expect(zero.statusLine).toBe('HTTP/1.1 200 OK')
+      expect(header(zero, 'content-length')).toBe('0')
+      expect(zero.body.length).toBe(0)
+
+      socket.write(post('/v1/messages/large-json', '{}'))
+      const large = await reader.response()
+      expect(header(large, 'content-length')).toBe(String(BIG.length))
+      expect(header(large, 'transfer-encoding')).toBeUndefined()
+      expect(large.body.equals(BIG)).toBe(true)
+
+      // Still in step after all three.
+      socket.write(post('/v1/messages', '{"a":3}'))
+      expect((await reader.response()).body.toString('utf8')).toBe(JSON_BODY)
     } finally {
       socket.destroy()
     }
