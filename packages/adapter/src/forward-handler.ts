@@ -96,6 +96,8 @@ export class ForwardHandler implements Exchange {
   clientAborted = false
   /** Set by the pool-wait timer while the request is queued. */
   poolTimer: NodeJS.Timeout | null = null
+  /** @internal this exchange's place among its client's running ones, or -1. */
+  runningIndex = -1
 
   readonly #owner: HandlerOwner
   readonly #response: ResponseWithHandler

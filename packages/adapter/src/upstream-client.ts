@@ -83,6 +83,43 @@ function subscribeSendHeaders (): void {
   })
 }
 
+/**
+ * The exchanges in flight: an array, and each exchange's index in it (removal moves the last one
+ * into the gap). Not a `Set`: V8 links every table a Set outgrows or compacts to its successor
+ * (for live iterators) with its entries still in it, so with one add and one delete per request
+ * the dead tables chained every request since the last full GC together, and each scavenge copied
+ * and promoted all of them (~2.2 KB a request at c=128; docs/performance.md, change 33).
+ */
+class RunningExchanges {
+  readonly #list: ForwardHandler[] = []
+
+  get size (): number {
+    return this.#list.length
+  }
+
+  add (handler: ForwardHandler): void {
+    handler.runningIndex = this.#list.length
+    this.#list.push(handler)
+  }
+
+  delete (handler: ForwardHandler): void {
+    const index = handler.runningIndex
+    if (index === -1) return
+    handler.runningIndex = -1
+    const list = this.#list
+    const last = list.pop() as ForwardHandler
+    if (last !== handler) {
+      list[index] = last
+      last.runningIndex = index
+    }
+  }
+
+  /** A copy to iterate while exchanges leave it. */
+  snapshot (): ForwardHandler[] {
+    return this.#list.slice()
+  }
+}
+
 interface MutableStats {
   requests: number, hits: number, misses: number, connectionsOpened: number, retries: number
   clientAborts: number, errors: number, timeouts: Record<TimeoutKind, number>
@@ -108,7 +145,7 @@ class UpstreamClientImpl implements UpstreamClient, HandlerOwner {
     requests: 0, hits: 0, misses: 0, connectionsOpened: 0, retries: 0, clientAborts: 0, errors: 0,
     timeouts: { connect: 0, headers: 0, body: 0, poolWait: 0 },
   }
-  readonly #running = new Set<ForwardHandler>()
+  readonly #running = new RunningExchanges()
   readonly #clientOptions: Client.Options
   /** One-off clients carrying stale-socket replays, so a replay always gets a fresh connection. */
   readonly #replayClients = new Map<ForwardHandler, Client>()
@@ -296,7 +333,7 @@ class UpstreamClientImpl implements UpstreamClient, HandlerOwner {
   async destroy (): Promise<void> {
     this.#closed = true
     const error = new AdapterError('APT_ADAPTER_CLOSED', 'The upstream client was destroyed')
-    for (const handler of this.#running) handler.abort(error)
+    for (const handler of this.#running.snapshot()) handler.abort(error)
     for (const client of this.#replayClients.values()) client.destroy(error).catch(() => {})
     if (this.#wire !== null) await this.#wire.destroy(error)
     else await (this.#pool as Pool).destroy(error)
