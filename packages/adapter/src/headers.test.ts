@@ -29,6 +29,9 @@ describe('prepareRequestHeaders', () => {
 
   test('drops headers named by Connection', () => {
     expect(prepareRequestHeaders(['Connection', 'close, X-Secret', 'X-Secret', '1', 'x-keep', '2'], passthrough)).toEqual(['x-keep', '2'])
+    // Any case and spacing, every line of a repeated name, several names; keep-alive alone drops nothing more.
+    expect(prepareRequestHeaders(['x-a', '1', 'Connection', ' Keep-Alive ,X-A,, x-b ', 'X-B', '2', 'x-a', '3', 'x-c', '4'], passthrough)).toEqual(['x-c', '4'])
+    expect(prepareRequestHeaders(['Connection', ' Keep-Alive', 'x-keep-alive-ish', '1'], passthrough)).toEqual(['x-keep-alive-ish', '1'])
   })
 
   test('managed credentials replace the client\'s', () => {
