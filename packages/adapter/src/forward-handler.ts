@@ -511,7 +511,8 @@ const SERVER_TIMING_PREFIX = 'proxy;desc="apt overhead";dur='
  * request). At an exact half it may round the last digit the other way.
  */
 export function millisecondsWith3Decimals (ms: number): string {
-  if (!(ms >= 0) || ms >= 1e9) return ms >= 1e9 ? ms.toFixed(3) : '0.000'
+  if (!(ms >= 0)) return '0.000'
+  if (ms >= 1e9) return ms.toFixed(3)
   const micros = Math.round(ms * 1000)
   const whole = Math.floor(micros / 1000)
   const fraction = micros - whole * 1000
