@@ -98,6 +98,53 @@ describe('createUsageTap', () => {
     expect(pretty.model).toBe('claude-opus-4-8')
   })
 
+  test('JSON: the counters read in place agree with JSON.parse for any key order, nesting and spacing', async () => {
+    const extras: Record<string, unknown>[] = [
+      {},
+      { cache_creation: { ephemeral_5m_input_tokens: 3, ephemeral_1h_input_tokens: 0 } },
+      { server_tool_use: { web_search_requests: 2 }, service_tier: 'standard' },
+      { input_tokens_note: 'a "quoted" } { value', tiers: [1, [2, { output_tokens: 77 }], 'x'], flag: true, other: false },
+    ]
+    let seed = 7
+    const random = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n }
+    for (let round = 0; round < 200; round++) {
+      const counters: Record<string, number | null> = {
+        input_tokens: random(100000),
+        output_tokens: random(5000),
+        cache_creation_input_tokens: random(3) === 0 ? null : random(900),
+        cache_read_input_tokens: random(40000),
+      }
+      const keys = Object.keys(counters).filter(() => random(5) !== 0)
+      const usage: Record<string, unknown> = { ...extras[random(extras.length)] }
+      for (const key of keys.sort(() => random(3) - 1)) usage[key] = counters[key]
+      const message = { id: 'msg_x', type: 'message', role: 'assistant', model: 'claude-opus-4-8', content: [{ type: 'text', text: 'y'.repeat(random(2000)) }], stop_reason: 'end_turn', stop_sequence: null, usage }
+      const body = Buffer.from(JSON.stringify(message, null, [0, 2, '\t'][random(3)] as number | string))
+      const expected = JSON.parse(body.toString()).usage as Record<string, number | null | undefined>
+      const facts = await run('json', undefined, splitEvery(body, 1 + random(body.length)))
+      expect(facts.usage).toEqual({
+        inputTokens: expected.input_tokens ?? 0,
+        outputTokens: expected.output_tokens ?? 0,
+        cacheCreationInputTokens: expected.cache_creation_input_tokens ?? 0,
+        cacheReadInputTokens: expected.cache_read_input_tokens ?? 0,
+      })
+      expect(facts.model).toBe('claude-opus-4-8')
+      expect(facts.stopReason).toBe('end_turn')
+    }
+  })
+
+  test('JSON: a body laid out otherwise is parsed whole; a truncated or foreign one yields no usage', async () => {
+    // `model` beyond the first bytes: read by parsing the whole body.
+    const late = Buffer.from(JSON.stringify({ id: 'm'.repeat(600), type: 'message', model: 'claude-late', usage: { input_tokens: 4, output_tokens: 5 }, stop_reason: 'max_tokens' }))
+    expect(await run('json', undefined, [late])).toMatchObject({ model: 'claude-late', stopReason: 'max_tokens', usage: { inputTokens: 4, outputTokens: 5 } })
+    // A counter that is not a plain integer: the whole body is parsed, so the value is still read.
+    const odd = Buffer.from('{"type":"message","model":"claude-odd","usage":{"input_tokens":-1,"output_tokens":2}}')
+    expect((await run('json', undefined, [odd])).usage).toEqual({ inputTokens: -1, outputTokens: 2, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 })
+    const truncated = Buffer.from('{"type":"message","model":"claude-cut","usage":{"input_tokens":12,"output_tok')
+    expect((await run('json', undefined, [truncated])).usage).toBeUndefined()
+    const list = Buffer.from(JSON.stringify({ data: Array.from({ length: 40 }, (_, i) => ({ type: 'model', id: `claude-${i}`, usage: { input_tokens: i } })), has_more: false }))
+    expect((await run('json', undefined, [list])).usage).toBeUndefined()
+  })
+
   test('garbage does not throw', async () => {
     const facts = await run('sse', 'gzip', [Buffer.from('not gzip at all')])
     expect(facts.usage).toBeUndefined()

@@ -112,50 +112,83 @@ class SseReader {
 }
 
 const MESSAGE_TYPE = /^\s*\{[^{]*?"type"\s*:\s*"message"/
-const MODEL = /"model"\s*:\s*"([^"\\]{0,200})"/
-const STOP_REASON = /^"stop_reason"\s*:\s*"([a-z_]{1,64})"/
+const TYPE_MESSAGE = Buffer.from('"type":"message"')
+const MODEL_KEY = Buffer.from('"model"')
+const USAGE_KEY = Buffer.from('"usage"')
+const STOP_REASON_KEY = Buffer.from('"stop_reason"')
+const STOP_REASON_VALUE = /^[a-z_]+$/
 
 /**
- * Usage facts of a non-streaming Message without parsing the whole body (a long
- * answer can be megabytes): the API writes `model` before `content` and `usage`
- * last, so `model` is the first such key, and `usage` the last `"usage"` key,
- * whose object alone is parsed. Falls back to a full parse when that fails.
- * Text is latin1-decoded: every field read is ASCII.
+ * Usage facts of a non-streaming Message, read from its bytes in place: no string of the body,
+ * no parse of it (a long answer can be megabytes, and a short one is read on every request).
+ * The API writes `type` and `model` before `content`, and `stop_reason` and `usage` after it,
+ * so `type` and `model` are the first such keys (before any nested object), `usage` is the last
+ * `"usage"` key and `stop_reason` the last `"stop_reason"` key. A body laid out otherwise is
+ * parsed whole.
  */
-export function readMessageFacts (text: string, facts: UsageFacts): UsageFacts {
-  if (!MESSAGE_TYPE.test(text)) return facts
-  const usageKey = text.lastIndexOf('"usage"')
-  const open = usageKey === -1 ? -1 : text.indexOf('{', usageKey)
-  const close = open === -1 ? -1 : matchingBrace(text, open)
-  const usage = close === -1 ? undefined : safeParse(text.slice(open, close + 1)) as RawUsage | undefined
-  if (usage === undefined) {
-    const body = safeParse(text) as { type?: string, model?: string, usage?: RawUsage, stop_reason?: string } | undefined
-    if (body === undefined || body.type !== 'message') return facts
-    facts.model = body.model
-    facts.usage = emptyUsage()
-    applyUsage(facts.usage, body.usage)
-    facts.stopReason = body.stop_reason ?? undefined
-    return facts
+export function readMessageFacts (body: Buffer, facts: UsageFacts): UsageFacts {
+  const start = skipSpace(body, 0, body.length)
+  const nested = body.indexOf(0x7b, start + 1) // the first nested object: where `content` begins
+  const typeAt = body.indexOf(TYPE_MESSAGE)
+  const modelAt = body.indexOf(MODEL_KEY)
+  const model = body[start] === 0x7b && isBefore(typeAt, nested) && isBefore(modelAt, nested) ? stringValue(body, modelAt + MODEL_KEY.length, 200) : undefined
+  const usageKey = model === undefined ? -1 : body.lastIndexOf(USAGE_KEY)
+  const colon = usageKey === -1 ? -1 : skipSpace(body, usageKey + USAGE_KEY.length, body.length)
+  const open = colon !== -1 && body[colon] === 0x3a ? skipSpace(body, colon + 1, body.length) : -1
+  const close = open !== -1 && body[open] === 0x7b ? matchingBrace(body, open) : -1
+  const usage = close === -1 ? undefined : readUsage(body, open, close)
+  if (usage === undefined) return readMessageText(body.toString('latin1'), facts)
+  facts.model = model
+  facts.usage = usage
+  const stopKey = body.lastIndexOf(STOP_REASON_KEY)
+  if (stopKey !== -1) {
+    const reason = stringValue(body, stopKey + STOP_REASON_KEY.length, 64)
+    if (reason !== undefined && STOP_REASON_VALUE.test(reason)) facts.stopReason = reason
   }
-  facts.model = MODEL.exec(text)?.[1]
+  return facts
+}
+
+/** Found, and before the first nested object (if any). */
+function isBefore (at: number, nested: number): boolean {
+  return at !== -1 && (nested === -1 || at < nested)
+}
+
+/** The string value after a key that ends at `keyEnd` (`: "value"`), if it has no escapes and at most `max` bytes. */
+function stringValue (bytes: Buffer, keyEnd: number, max: number): string | undefined {
+  let i = skipSpace(bytes, keyEnd, bytes.length)
+  if (bytes[i] !== 0x3a) return undefined
+  i = skipSpace(bytes, i + 1, bytes.length)
+  if (bytes[i] !== 0x22) return undefined
+  const from = i + 1
+  const limit = Math.min(bytes.length, from + max + 1)
+  for (let j = from; j < limit; j++) {
+    const c = bytes[j] as number
+    if (c === 0x22) return bytes.toString('latin1', from, j)
+    if (c === 0x5c) return undefined
+  }
+  return undefined
+}
+
+/** The whole body parsed: for a Message whose bytes are not laid out as the API writes them. */
+function readMessageText (text: string, facts: UsageFacts): UsageFacts {
+  if (!MESSAGE_TYPE.test(text)) return facts
+  const body = safeParse(text) as { type?: string, model?: string, usage?: RawUsage, stop_reason?: string } | undefined
+  if (body === undefined || body === null || body.type !== 'message') return facts
+  facts.model = body.model
   facts.usage = emptyUsage()
-  applyUsage(facts.usage, usage)
-  const stopKey = text.lastIndexOf('"stop_reason"')
-  if (stopKey !== -1) facts.stopReason = STOP_REASON.exec(text.slice(stopKey, stopKey + 100))?.[1]
+  applyUsage(facts.usage, body.usage)
+  facts.stopReason = body.stop_reason ?? undefined
   return facts
 }
 
 /** Index of the `}` closing the object that opens at `open`, skipping strings; -1 if unbalanced. */
-function matchingBrace (text: string, open: number): number {
+function matchingBrace (bytes: Buffer, open: number): number {
   let depth = 0
-  for (let i = open; i < text.length; i++) {
-    const code = text.charCodeAt(i)
+  for (let i = open; i < bytes.length; i++) {
+    const code = bytes[i] as number
     if (code === 0x22) { // "
-      for (i++; i < text.length; i++) {
-        const c = text.charCodeAt(i)
-        if (c === 0x5c) i++ // backslash: skip the escaped character
-        else if (c === 0x22) break
-      }
+      i = stringEnd(bytes, i)
+      if (i === -1) return -1
     } else if (code === 0x7b) {
       depth++
     } else if (code === 0x7d && --depth === 0) {
@@ -163,6 +196,102 @@ function matchingBrace (text: string, open: number): number {
     }
   }
   return -1
+}
+
+/** Index of the `"` closing the string that opens at `quote`, or -1. */
+function stringEnd (bytes: Buffer, quote: number): number {
+  for (let i = quote + 1; i < bytes.length; i++) {
+    const c = bytes[i] as number
+    if (c === 0x5c) i++ // backslash: skip the escaped byte
+    else if (c === 0x22) return i
+  }
+  return -1
+}
+
+const COUNTER_KEYS = ['input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens'].map((key) => Buffer.from(`"${key}"`))
+
+/**
+ * The four counters of the usage object between `open` and `close` (its braces), read from its
+ * top-level keys in place: no string, no parse. A counter that is absent or null stays 0.
+ * Returns undefined when something there is not plain JSON (the caller then parses it all).
+ */
+function readUsage (bytes: Buffer, open: number, close: number): TokenUsage | undefined {
+  const usage = emptyUsage()
+  let i = skipSpace(bytes, open + 1, close)
+  if (i === close) return usage
+  for (;;) {
+    if (bytes[i] !== 0x22) return undefined
+    const keyEnd = stringEnd(bytes, i)
+    if (keyEnd === -1 || keyEnd > close) return undefined
+    const counter = counterOf(bytes, i, keyEnd + 1)
+    i = skipSpace(bytes, keyEnd + 1, close)
+    if (bytes[i] !== 0x3a) return undefined // :
+    i = skipSpace(bytes, i + 1, close)
+    const first = bytes[i] as number
+    if (first >= 0x30 && first <= 0x39) {
+      let value = 0
+      while (i < close && (bytes[i] as number) >= 0x30 && (bytes[i] as number) <= 0x39) value = value * 10 + (bytes[i++] as number) - 0x30
+      if (counter === 0) usage.inputTokens = value
+      else if (counter === 1) usage.outputTokens = value
+      else if (counter === 2) usage.cacheCreationInputTokens = value
+      else if (counter === 3) usage.cacheReadInputTokens = value
+    } else if (first === 0x22) {
+      const end = stringEnd(bytes, i)
+      if (end === -1 || end >= close) return undefined
+      i = end + 1
+    } else if (first === 0x7b || first === 0x5b) { // { or [: a nested value, skipped whole
+      const end = first === 0x7b ? matchingBrace(bytes, i) : matchingBracket(bytes, i)
+      if (end === -1 || end >= close) return undefined
+      i = end + 1
+    } else if (first === 0x6e || first === 0x74 || first === 0x66) { // null, true, false
+      while (i < close && (bytes[i] as number) >= 0x61 && (bytes[i] as number) <= 0x7a) i++
+    } else {
+      return undefined
+    }
+    i = skipSpace(bytes, i, close)
+    if (i === close) return usage
+    if (bytes[i] !== 0x2c) return undefined // ,
+    i = skipSpace(bytes, i + 1, close)
+  }
+}
+
+/** Which counter the key between `start` and `end` (quotes included) names: 0-3, or -1. */
+function counterOf (bytes: Buffer, start: number, end: number): number {
+  for (let k = 0; k < COUNTER_KEYS.length; k++) {
+    const key = COUNTER_KEYS[k] as Buffer
+    if (key.length !== end - start) continue
+    let j = 1 // the opening quotes match
+    while (j < key.length && key[j] === bytes[start + j]) j++
+    if (j === key.length) return k
+  }
+  return -1
+}
+
+/** Index of the `]` closing the array that opens at `open`, skipping strings and nesting; -1 if unbalanced. */
+function matchingBracket (bytes: Buffer, open: number): number {
+  let depth = 0
+  for (let i = open; i < bytes.length; i++) {
+    const code = bytes[i] as number
+    if (code === 0x22) {
+      i = stringEnd(bytes, i)
+      if (i === -1) return -1
+    } else if (code === 0x5b || code === 0x7b) {
+      depth++
+    } else if ((code === 0x5d || code === 0x7d) && --depth === 0) {
+      return code === 0x5d ? i : -1
+    }
+  }
+  return -1
+}
+
+function skipSpace (bytes: Buffer, from: number, end: number): number {
+  let i = from
+  while (i < end) {
+    const c = bytes[i] as number
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) break
+    i++
+  }
+  return i
 }
 
 function decompressorFor (encoding: string | undefined): Gunzip | null {
@@ -240,7 +369,6 @@ class Tap implements UsageTap {
     const facts: UsageFacts = { model: undefined, usage: undefined, firstTokenAt: -1, stopReason: undefined, streamErrorType: undefined, events: 0 }
     const chunks = this.#jsonChunks
     if (chunks === null || this.#jsonBytes === 0 || this.#jsonBytes > MAX_JSON_BYTES) return facts
-    const text = (chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks)).toString('latin1')
-    return readMessageFacts(text, facts)
+    return readMessageFacts(chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks), facts)
   }
 }
