@@ -2,7 +2,7 @@ import { ServerResponse, STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Dispatcher } from 'undici'
 import { AdapterError, isStaleSocketError, toAdapterError } from './errors.js'
-import { copyResponseHeaders, type ResponseHeaderFacts } from './headers.js'
+import { copyResponseHeaders, type ResponseHeaderFacts, headLength, writeHead } from './headers.js'
 import type { ResolvedUpstreamOptions } from './options.js'
 
 /** What the owner of an exchange sees when it ends (the handler itself, read-only). */
@@ -128,7 +128,9 @@ export class ForwardHandler implements Exchange {
    * Direct write of a body with content-length: the head, kept until the first body chunk of
    * this tick so that both leave in one buffer and one write() (or alone at the end of the tick).
    */
-  #pendingHead: string | null = null
+  #pendingHead: string[] | null = null
+  #pendingStatusLine = ''
+  #pendingKeepAlive = ''
 
   constructor (
     owner: HandlerOwner,
@@ -231,10 +233,8 @@ export class ForwardHandler implements Exchange {
     const method = this.#method
     const bodiless = method === 'HEAD' || statusCode === 204 || statusCode === 304 || statusCode < 200
     this.#chunked = !bodiless && !facts.hasContentLength
-    let head = 'HTTP/1.1 ' + statusCode + ' ' + (statusText || STATUS_CODES[statusCode] || 'unknown') + '\r\n'
-    for (let i = 0; i < headers.length; i += 2) head += headers[i] + ': ' + headers[i + 1] + '\r\n'
-    head += keepAliveLines((socket as Socket & { server?: { keepAliveTimeout?: number } }).server?.keepAliveTimeout ?? 0)
-    head += this.#chunked ? 'transfer-encoding: chunked\r\n\r\n' : '\r\n'
+    const statusLine = statusLineOf(statusCode, statusText)
+    const keepAlive = keepAliveLines((socket as Socket & { server?: { keepAliveTimeout?: number } }).server?.keepAliveTimeout ?? 0)
     response.statusCode = statusCode
     // node:http only tests `_header` for truth once `_headerSent` is set; the head itself is not
     // kept, or every open stream would hold its ~1 KiB for as long as it lasts.
@@ -242,23 +242,37 @@ export class ForwardHandler implements Exchange {
     response._headerSent = true
     this.#socket = socket
     if (bodiless || this.#chunked || facts.isEventStream) {
+      const end = this.#chunked ? CHUNKED_END : HEAD_END
+      const head = Buffer.allocUnsafe(headLength(statusLine, '', headers, keepAlive, end))
+      writeHead(head, statusLine, '', headers, keepAlive, end)
       this.#hold(socket)
-      socket.write(head, 'latin1')
+      socket.write(head)
     } else {
       // A JSON message usually arrives whole in the read that carried its head: one buffer, one
       // write() and no corked writev (whose per-chunk bookkeeping allocated ~1.9 KB a request).
-      this.#pendingHead = head
+      this.#pendingHead = headers
+      this.#pendingStatusLine = statusLine
+      this.#pendingKeepAlive = keepAlive
       process.nextTick(flushPendingHead, this)
     }
   }
 
+  /** The kept head encoded into a new buffer, with `extra` bytes of room after it; clears it. */
+  #takePendingHead (extra: number): Buffer {
+    const headers = this.#pendingHead as string[]
+    this.#pendingHead = null
+    const length = headLength(this.#pendingStatusLine, '', headers, this.#pendingKeepAlive, HEAD_END)
+    const buffer = Buffer.allocUnsafe(length + extra)
+    writeHead(buffer, this.#pendingStatusLine, '', headers, this.#pendingKeepAlive, HEAD_END)
+    return buffer
+  }
+
   /** @internal the end of the tick in which the head was built: it goes out alone if no body came. */
   flushPendingHead (): void {
-    const head = this.#pendingHead
-    if (head === null) return
-    this.#pendingHead = null
+    if (this.#pendingHead === null) return
+    const head = this.#takePendingHead(0)
     const socket = this.#socket as Socket
-    if (!socket.destroyed) socket.write(head, 'latin1')
+    if (!socket.destroyed) socket.write(head)
   }
 
   /**
@@ -279,17 +293,15 @@ export class ForwardHandler implements Exchange {
 
   /** Direct write of one body chunk (framed when chunked); false when the socket is full. */
   #writeDirect (socket: Socket, chunk: Buffer | string): boolean {
-    const head = this.#pendingHead
-    if (head !== null) {
-      this.#pendingHead = null
+    if (this.#pendingHead !== null) {
       if (typeof chunk !== 'string' && chunk.length <= FRAME_COPY_BYTES) {
-        const joined = Buffer.allocUnsafe(head.length + chunk.length)
-        joined.write(head, 0, 'latin1')
-        chunk.copy(joined, head.length)
+        const joined = this.#takePendingHead(chunk.length)
+        chunk.copy(joined, joined.length - chunk.length)
         return socket.write(joined)
       }
+      const head = this.#takePendingHead(0)
       this.#hold(socket)
-      socket.write(head, 'latin1')
+      socket.write(head)
     } else {
       this.#hold(socket)
     }
@@ -492,6 +504,23 @@ export class ForwardHandler implements Exchange {
  * whether it rides a reused keep-alive socket.
  */
 let pendingSocketOwner: ForwardHandler | null = null
+
+const HEAD_END = '\r\n'
+const CHUNKED_END = 'transfer-encoding: chunked\r\n\r\n'
+
+/** Status lines with the standard reason phrase, made once per status code. */
+const statusLines = new Map<number, string>()
+
+function statusLineOf (statusCode: number, statusText: string): string {
+  const standard = STATUS_CODES[statusCode]
+  if (statusText && statusText !== standard) return 'HTTP/1.1 ' + statusCode + ' ' + statusText + '\r\n'
+  let line = statusLines.get(statusCode)
+  if (line === undefined) {
+    line = 'HTTP/1.1 ' + statusCode + ' ' + (standard ?? 'unknown') + '\r\n'
+    statusLines.set(statusCode, line)
+  }
+  return line
+}
 
 /** The lines node:http adds to a keep-alive response, for the server's keep-alive timeout (cached: it rarely changes). */
 let keepAliveMs = -1

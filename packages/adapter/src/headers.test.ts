@@ -1,5 +1,5 @@
 import { describe, expect, test } from 'vitest'
-import { copyResponseHeaders, prepareRequestHeaders, type ResponseHeaderFacts } from './headers.js'
+import { copyResponseHeaders, prepareRequestHeaders, type ResponseHeaderFacts, headLength, writeHead } from './headers.js'
 
 const passthrough = { credentials: null, defaults: [] }
 
@@ -67,5 +67,33 @@ describe('copyResponseHeaders', () => {
       .toEqual(['content-type', 'application/json', 'Content-Length', '355'])
     expect(facts.hasContentLength).toBe(true)
     expect(facts.isEventStream).toBe(false)
+  })
+})
+
+describe('writeHead', () => {
+  test('encodes the same bytes as the head string written as latin1, into a buffer with room after it', () => {
+    // Values as the parsers make them: any byte 0x00-0xff is one latin1 character.
+    const opaque = Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x20, 0xff, 0x80]).toString('latin1')
+    const headers = ['content-type', 'application/json', 'x-opaque', opaque, 'request-id', 'req_1', 'empty', '']
+    const statusLine = 'HTTP/1.1 200 OK\r\n'
+    const keepAlive = 'connection: keep-alive\r\nkeep-alive: timeout=72\r\n'
+    const expected = Buffer.from(`${statusLine}content-type: application/json\r\nx-opaque: ${opaque}\r\nrequest-id: req_1\r\nempty: \r\n${keepAlive}\r\n`, 'latin1')
+    const length = headLength(statusLine, '', headers, keepAlive, '\r\n')
+    expect(length).toBe(expected.length)
+    const target = Buffer.alloc(length + 3, 0x2a)
+    expect(writeHead(target, statusLine, '', headers, keepAlive, '\r\n')).toBe(length)
+    expect(target.subarray(0, length)).toEqual(expected)
+    expect(target.subarray(length).toString()).toBe('***')
+    expect(target.includes(Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x20, 0xff, 0x80]))).toBe(true)
+  })
+
+  test('no headers: the status line and the closing lines alone', () => {
+    const target = Buffer.alloc(headLength('HTTP/1.1 204 No Content\r\n', '', [], '', 'transfer-encoding: chunked\r\n\r\n'))
+    writeHead(target, 'HTTP/1.1 204 No Content\r\n', '', [], '', 'transfer-encoding: chunked\r\n\r\n')
+    expect(target.toString('latin1')).toBe('HTTP/1.1 204 No Content\r\ntransfer-encoding: chunked\r\n\r\n')
+    // A request head: the request line and the host line lead.
+    const request = Buffer.alloc(headLength('POST /v1/messages HTTP/1.1\r\n', 'host: api.anthropic.com\r\n', ['x-api-key', 'k'], 'connection: close\r\n', '\r\n'))
+    writeHead(request, 'POST /v1/messages HTTP/1.1\r\n', 'host: api.anthropic.com\r\n', ['x-api-key', 'k'], 'connection: close\r\n', '\r\n')
+    expect(request.toString('latin1')).toBe('POST /v1/messages HTTP/1.1\r\nhost: api.anthropic.com\r\nx-api-key: k\r\nconnection: close\r\n\r\n')
   })
 })

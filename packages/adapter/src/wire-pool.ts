@@ -14,6 +14,7 @@
 import net from 'node:net'
 import type { Readable } from 'node:stream'
 import tls from 'node:tls'
+import { headLength, writeHead } from './headers.js'
 import { HTTPParser, type HTTPParserClass, type HTTPParserInstance, parserClass } from './llhttp.js'
 
 /** A socket's native stream handle, as node:http's server uses it for a consumed socket. */
@@ -70,6 +71,8 @@ export class WireError extends Error {
 const KEEP_ALIVE_MARGIN_MS = 1000
 /** Below this size a buffered body is copied behind the head and sent in one write. */
 const COALESCE_BYTES = 16_384
+const CHUNKED_LINE = 'transfer-encoding: chunked\r\n'
+const CLOSE_LINE = 'connection: close\r\n'
 
 interface Exchange {
   readonly handler: WireHandler
@@ -352,33 +355,29 @@ class WireConnection {
     this.served++
     this.pool.options.onSend(handler, reused)
     const body = request.body
-    let head = request.method + ' ' + request.path + ' HTTP/1.1\r\n' + this.pool.hostLine
+    // The head is encoded straight into the buffer that is written (no head string: its
+    // concatenations were about 0.9 KB of garbage a request), with a small body after it.
+    const requestLine = request.method + ' ' + request.path + ' HTTP/1.1\r\n'
     const headers = request.headers
-    for (let i = 0; i < headers.length; i += 2) head += headers[i] + ': ' + headers[i + 1] + '\r\n'
     const streaming = body !== null && !Buffer.isBuffer(body)
     const chunked = streaming && !hasHeader(headers, 'content-length')
-    if (chunked) head += 'transfer-encoding: chunked\r\n'
-    if (request.reset) head += 'connection: close\r\n'
-    head += '\r\n'
+    const extra = chunked ? (request.reset ? CHUNKED_LINE + CLOSE_LINE : CHUNKED_LINE) : request.reset ? CLOSE_LINE : ''
+    const length = headLength(requestLine, this.pool.hostLine, headers, extra, '\r\n')
+    const small = Buffer.isBuffer(body) && body.length <= COALESCE_BYTES ? body.length : 0
+    const out = Buffer.allocUnsafe(length + small)
+    writeHead(out, requestLine, this.pool.hostLine, headers, extra, '\r\n')
     this.setTimer('headers', this.pool.options.headersTimeoutMs)
     const socket = this.socket
-    if (body === null || (Buffer.isBuffer(body) && body.length === 0)) {
-      socket.write(head, 'latin1')
+    if (body === null || small > 0 || (Buffer.isBuffer(body) && body.length === 0)) {
+      if (small > 0) (body as Buffer).copy(out, length)
+      socket.write(out)
     } else if (Buffer.isBuffer(body)) {
-      if (body.length <= COALESCE_BYTES) {
-        const headLength = head.length
-        const out = Buffer.allocUnsafe(headLength + body.length)
-        out.write(head, 0, 'latin1')
-        body.copy(out, headLength)
-        socket.write(out)
-      } else {
-        socket.cork()
-        socket.write(head, 'latin1')
-        socket.write(body)
-        socket.uncork()
-      }
+      socket.cork()
+      socket.write(out)
+      socket.write(body)
+      socket.uncork()
     } else {
-      socket.write(head, 'latin1')
+      socket.write(out)
       this.writingBody = true
       void this.#writeStream(handler, body as AsyncIterable<Buffer>, chunked)
     }

@@ -57,6 +57,12 @@ describe.each([true, false])('directWrite %s', (directWrite) => {
         // One content-length body above the 16 KiB that is joined to the head in one buffer.
         response.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': BIG.length, 'request-id': 'req_large' })
         response.end(BIG)
+      } else if (request.url === '/v1/messages/phrase') {
+        response.writeHead(299, 'Fine By Me', { 'content-type': 'application/json', 'content-length': 2 })
+        response.end('{}')
+      } else if (request.url === '/v1/messages/missing') {
+        response.writeHead(404, { 'content-type': 'application/json', 'content-length': 2 })
+        response.end('{}')
       } else if (request.url === '/v1/messages/empty') {
         response.writeHead(204, { 'request-id': 'req_204' })
         response.end()
@@ -129,6 +135,24 @@ describe.each([true, false])('directWrite %s', (directWrite) => {
       socket.write(post('/v1/messages', '{"a":2}'))
       expect((await reader.response()).body.toString('utf8')).toBe(JSON_BODY)
       expect(reader.ended).toBe(false)
+    } finally {
+      socket.destroy()
+    }
+  })
+
+  test('the status line carries the upstream reason phrase, standard or not, and the same again on a later response', async () => {
+    const { socket, reader } = await open()
+    try {
+      for (let i = 0; i < 2; i++) {
+        socket.write(post('/v1/messages/phrase', '{}'))
+        const phrase = await reader.response()
+        expect(phrase.statusLine).toBe('HTTP/1.1 299 Fine By Me')
+        expect(phrase.body.toString()).toBe('{}')
+        socket.write(post('/v1/messages/missing', '{}'))
+        const missing = await reader.response()
+        expect(missing.statusLine).toBe('HTTP/1.1 404 Not Found')
+        expect(header(missing, 'content-length')).toBe('2')
+      }
     } finally {
       socket.destroy()
     }
