@@ -75,6 +75,23 @@ describe('logRequest', () => {
     expect(ours).toEqual(theirs)
   })
 
+  test('a long line, then a short one, then the long one again: each complete, nothing left over from the one before', () => {
+    const hand = capture()
+    const reference = capture()
+    for (const [r, exchange] of [cases[0], cases[1], cases[2], cases[1]].map((c) => [c[1], c[2]] as const)) {
+      logRequest(hand.log, r, exchange)
+      viaPino(reference.log, r, exchange)
+    }
+    expect(hand.lines).toHaveLength(4)
+    for (let i = 0; i < 4; i++) {
+      const ours = JSON.parse(hand.lines[i] as string) as Record<string, unknown>
+      const theirs = JSON.parse(reference.lines[i] as string) as Record<string, unknown>
+      delete ours.time
+      delete theirs.time
+      expect(ours).toEqual(theirs)
+    }
+  })
+
   test('a child logger keeps its bindings; a level above info writes nothing', () => {
     const { log, lines } = capture()
     logRequest(log.child({ reqId: 'req-7' }), record({}), null)
