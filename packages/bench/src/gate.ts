@@ -22,6 +22,11 @@ export interface GateFigure {
   label: string
   value: number | null
   better: Better
+  /**
+   * The figure is relative to a reference proxy that a run may leave out (`--no-references`):
+   * null then means "not measured in this run" (SKIPPED), never a regression (MISSING).
+   */
+  optional?: boolean
 }
 
 export interface BaselineFigure {
@@ -66,6 +71,7 @@ export interface GateReport {
 /** Default slack per figure kind, chosen from the spread of repeated full runs on a 2-core VM (see README). */
 export const DEFAULT_TOLERANCES: Readonly<Record<string, Tolerance>> = Object.freeze({
   throughput_ratio: { relative: 0.35 },
+  throughput_vs_reference: { relative: 0.3 },
   added_latency_p50_rel: { relative: 1, absolute: 0.5 },
   added_latency_p99_rel: { relative: 3, absolute: 1 },
   cpu_ratio_to_upstream: { relative: 0.4 },
@@ -77,9 +83,13 @@ export const DEFAULT_TOLERANCES: Readonly<Record<string, Tolerance>> = Object.fr
   error_rate: { absolute: 0.001 },
 })
 
-/** The tolerance kind of a figure key (`throughput_ratio_c128` → `throughput_ratio`). */
+/** The reference proxies whose throughput the issue's targets compare apt with (≥ 1.5× and ≥ 2.5×). */
+export const THROUGHPUT_REFERENCES = ['undici-minimal', 'fastify-http-proxy'] as const
+
+/** The tolerance kind of a figure key (`throughput_ratio_c128` → `throughput_ratio`, `throughput_vs_nginx_c128` → `throughput_vs_reference`). */
 export function figureKind(key: string): string {
-  return key.replace(/_c\d+$/, '')
+  const kind = key.replace(/_c\d+$/, '')
+  return kind.startsWith('throughput_vs_') ? 'throughput_vs_reference' : kind
 }
 
 function finite(value: number | null | undefined): number | null {
@@ -149,6 +159,12 @@ export function gateFigures(result: BenchResult, target = PROXY): GateFigure[] {
     { key: 'memory_kb_per_stream', label: `RSS per open stream, KiB (${own?.memory?.streams ?? result.settings.memoryStreams} streams)`, value: finite(own?.memory?.kbPerStream), better: 'lower' },
     { key: 'memory_marginal_kb_per_stream', label: `RSS per further stream, loaded, KiB (+${own?.memory?.streams ?? result.settings.memoryStreams})`, value: finite(own?.memory?.marginalKbPerStream), better: 'lower' },
     { key: 'error_rate', label: 'error rate (all requests)', value: finite(errorRate(own)), better: 'lower' },
+    // The throughput targets of the performance issue, as ratios measured in the same run.
+    ...THROUGHPUT_REFERENCES.map((name): GateFigure => {
+      const other = result.figures[name]?.throughput?.find((entry) => entry.concurrency === level)
+      const value = top === undefined || other === undefined || other.requestsPerSecond === 0 ? null : round(top.requestsPerSecond / other.requestsPerSecond, 4)
+      return { key: `throughput_vs_${name}_c${level}`, label: `throughput ÷ ${name}'s, c=${level}`, value, better: 'higher', optional: true }
+    }),
   ]
 }
 
@@ -217,7 +233,7 @@ export function compareWithBaseline(baseline: Baseline, figures: readonly GateFi
     const measured = now.get(key)?.value ?? null
     const limit = gateLimit(figure)
     let status: GateStatus
-    if (measured === null) status = complete ? 'MISSING' : 'SKIPPED'
+    if (measured === null) status = complete && now.get(key)?.optional !== true ? 'MISSING' : 'SKIPPED'
     else if (figure.better === 'higher' ? measured < limit : measured > limit) status = 'REGRESSED'
     else status = 'OK'
     rows.push({ key, label: figure.label, baseline: figure.value, now: measured, limit: round(limit, 4), tolerance: describeTolerance(figure.tolerance), status })

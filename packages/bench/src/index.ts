@@ -34,6 +34,7 @@ export {
   compareWithBaseline,
   createBaseline,
   DEFAULT_TOLERANCES,
+  figureKind,
   type GateFigure,
   type GateReport,
   type GateRow,
@@ -41,6 +42,7 @@ export {
   gateFigures,
   parseBaseline,
   sanityCheck,
+  THROUGHPUT_REFERENCES,
   type Tolerance,
 } from './gate.js'
 export { renderHtmlReport } from './html-report.js'

@@ -9,6 +9,7 @@ import {
   compareWithBaseline,
   createBaseline,
   DEFAULT_TOLERANCES,
+  figureKind,
   formatReport,
   gateFigures,
   parseBaseline,
@@ -170,7 +171,7 @@ describe('the regression gate on measured results', () => {
 describe('the committed baseline', () => {
   it('parses, and gives every gated figure a tolerance', () => {
     const baseline = parseBaseline(readFileSync(BASELINE, 'utf8'), BASELINE)
-    const kinds = Object.keys(baseline.figures).map((key) => key.replace(/_c\d+$/, ''))
+    const kinds = Object.keys(baseline.figures).map(figureKind)
     expect(new Set(kinds)).toEqual(new Set(Object.keys(DEFAULT_TOLERANCES)))
   })
 })
