@@ -183,6 +183,24 @@ async function readBody (request: IncomingMessage): Promise<Buffer | null> {
 }
 
 describe('wire engine', () => {
+  test('a connection idles past the body and headers timeouts after its response and is reused: its one timer is re-armed for idling', async () => {
+    const sockets = new Set<Socket>()
+    const upstream = createServer((request, response) => {
+      sockets.add(request.socket)
+      response.end('ok')
+    })
+    const origin = await listen(upstream)
+    const client = wireClient(origin, { bodyTimeoutMs: 150, headersTimeoutMs: 150 })
+    const { url, exchanges } = await front(client)
+    for (const path of ['/one', '/two', '/three']) {
+      expect(await (await fetch(`${url}${path}`)).text()).toBe('ok')
+      await sleep(400) // well past both timeouts, far from the 30 s keep-alive
+    }
+    expect(sockets.size).toBe(1)
+    expect(client.stats()).toMatchObject({ requests: 3, connectionsOpened: 1, hits: 2, errors: 0 })
+    expect(exchanges.map((exchange) => exchange.reusedSocket)).toEqual([false, true, true])
+  })
+
   test('an upstream Keep-Alive: timeout=N hint is trusted minus 1 s: the pool drops the idle socket before the upstream would', async () => {
     const sockets: Socket[] = []
     /** How each upstream socket ended: 'end' when the client closed it, 'close' when the server timed it out. */
