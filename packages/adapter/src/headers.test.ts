@@ -39,6 +39,11 @@ describe('prepareRequestHeaders', () => {
     expect(out).toEqual(['a', 'b', 'x-api-key', 'upstream'])
   })
 
+  test('a client\'s Connection header cannot remove the proxy\'s own credentials or defaults', () => {
+    const managed = prepareRequestHeaders(['Connection', 'x-api-key, anthropic-beta', 'anthropic-beta', 'x', 'a', 'b'], { credentials: ['x-api-key', 'upstream'], defaults: ['anthropic-version', '2023-06-01'] })
+    expect(managed).toEqual(['a', 'b', 'x-api-key', 'upstream', 'anthropic-version', '2023-06-01'])
+  })
+
   test('defaults are added only when absent', () => {
     const options = { credentials: null, defaults: ['anthropic-version', '2023-06-01'] }
     expect(prepareRequestHeaders(['a', 'b'], options)).toEqual(['a', 'b', 'anthropic-version', '2023-06-01'])
