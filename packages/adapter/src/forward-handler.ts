@@ -124,8 +124,6 @@ export class ForwardHandler implements Exchange {
   #chunked = false
   /** The client socket is corked until the end of this tick. */
   #holding = false
-  /** Where this exchange is in the current upstream read (READ_* below); 0 until the upstream reports reads. */
-  #readState = READ_UNKNOWN
   /**
    * Direct write of a body with content-length: the head, kept until the first body chunk of
    * this tick so that both leave in one buffer and one write() (or alone at the end of the tick).
@@ -293,22 +291,6 @@ export class ForwardHandler implements Exchange {
     this.#holding = false
   }
 
-  /**
-   * Before a body write: the first write of an upstream read leaves at once (a paced stream's
-   * read is one event: no cork, no nextTick, no writev, about 0.9 KB less garbage an event); a
-   * further write in the same read is held with the ones after it, as #hold does. Until the
-   * upstream reports the end of a read (the wire engine does, undici does not), every write is held.
-   */
-  #holdUnlessFirstOfRead (socket: Socket): void {
-    if (this.#readState === READ_NOTHING_WRITTEN) this.#readState = READ_WRITTEN
-    else this.#hold(socket)
-  }
-
-  /** The upstream connection finished parsing one read (wire engine): the next write is a read's first. */
-  onReadEnd (): void {
-    this.#readState = READ_NOTHING_WRITTEN
-  }
-
   /** Direct write of one body chunk (framed when chunked); false when the socket is full. */
   #writeDirect (socket: Socket, chunk: Buffer | string): boolean {
     if (this.#pendingHead !== null) {
@@ -321,7 +303,7 @@ export class ForwardHandler implements Exchange {
       this.#hold(socket)
       socket.write(head)
     } else {
-      this.#holdUnlessFirstOfRead(socket)
+      this.#hold(socket)
     }
     if (!this.#chunked) return socket.write(chunk)
     const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
@@ -353,7 +335,7 @@ export class ForwardHandler implements Exchange {
     if (last !== undefined) this.#writeDirect(socket, last)
     else if (this.#pendingHead !== null) this.flushPendingHead()
     if (this.#chunked) {
-      this.#holdUnlessFirstOfRead(socket)
+      this.#hold(socket)
       socket.write('0\r\n\r\n', 'latin1')
     }
     this.#response.end()
@@ -522,13 +504,6 @@ export class ForwardHandler implements Exchange {
  * whether it rides a reused keep-alive socket.
  */
 let pendingSocketOwner: ForwardHandler | null = null
-
-/** The upstream does not report the end of its reads (undici): every write is held. */
-const READ_UNKNOWN = 0
-/** Nothing was written yet in the current upstream read. */
-const READ_NOTHING_WRITTEN = 1
-/** A write of the current upstream read has left. */
-const READ_WRITTEN = 2
 
 const HEAD_END = '\r\n'
 const CHUNKED_END = 'transfer-encoding: chunked\r\n\r\n'

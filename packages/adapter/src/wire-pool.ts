@@ -28,8 +28,6 @@ export interface WireHandler {
   onData (chunk: Buffer): boolean
   onComplete (trailers: null): void
   onError (error: Error): void
-  /** One read of the upstream socket was parsed (its callbacks all came before this). */
-  onReadEnd? (): void
 }
 
 export interface WireRequest {
@@ -469,7 +467,6 @@ class WireConnection {
     // Response bytes arrived (a partial head, say). Not when a response ended in this read: the
     // handler now is the next request's, sent on the released socket, and nothing of its answer came.
     if (!completed) this.responded = true
-    this.handler.onReadEnd?.()
   }
 
   #callbackFailed (error: unknown): void {
