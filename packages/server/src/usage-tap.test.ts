@@ -150,5 +150,9 @@ describe('createUsageTap', () => {
     expect(facts.usage).toBeUndefined()
     const broken = await run('sse', undefined, [Buffer.from('event: message_start\ndata: {oops\n\n')])
     expect(broken.usage).toBeUndefined()
+    // JSON that is not an object, an event with no data line, an unknown event, a bare field.
+    const odd = await run('sse', undefined, [Buffer.from('event: message_start\ndata: null\n\nevent: message_delta\n\nevent: ping\ndata: {}\n\nevent:\n\nevent: message_delta\ndata: 7\n\n')])
+    expect(odd.usage).toBeUndefined()
+    expect(odd.events).toBe(5)
   })
 })

@@ -57,46 +57,70 @@ function safeParse (text: string): unknown {
   }
 }
 
+const EVENT_FIELD = Buffer.from('event:')
+const DATA_FIELD = Buffer.from('data:')
+const EVENT_END = Buffer.from('\n\n')
+const CONTENT_BLOCK_DELTA = Buffer.from('content_block_delta')
+const MESSAGE_START = Buffer.from('message_start')
+const MESSAGE_DELTA = Buffer.from('message_delta')
+const ERROR_EVENT = Buffer.from('error')
+
+/** `bytes[at, at + length)` is `word`. */
+function bytesEqual (bytes: Buffer, at: number, length: number, word: Buffer): boolean {
+  if (length !== word.length) return false
+  for (let i = 0; i < length; i++) if (bytes[at + i] !== word[i]) return false
+  return true
+}
+
 /**
- * Reads SSE events from a copy of the stream's bytes. Only `message_start`,
- * `message_delta` and `error` data are parsed; the first `content_block_delta`
- * is noted by name alone. Bytes are decoded as latin1: every field read is ASCII.
+ * Reads SSE events from a copy of the stream's bytes, in place: an event's name is compared as
+ * bytes, and only `message_start`, `message_delta` and `error` data are decoded (as latin1:
+ * every field read is ASCII) and parsed. The first `content_block_delta` is noted by name alone.
+ * Most reads carry whole events; the bytes of an event split across reads wait for the rest.
  */
 class SseReader {
   readonly facts: UsageFacts = { model: undefined, usage: undefined, firstTokenAt: -1, stopReason: undefined, streamErrorType: undefined, events: 0 }
-  #pending = ''
+  #pending: Buffer | null = null
 
-  push (text: string): void {
-    let buffer = this.#pending === '' ? text : this.#pending + text
-    let boundary = buffer.indexOf('\n\n')
+  push (chunk: Buffer): void {
+    const bytes = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk])
+    this.#pending = null
+    let start = 0
+    let boundary = bytes.indexOf(EVENT_END)
     while (boundary !== -1) {
-      this.#event(buffer.slice(0, boundary))
-      buffer = buffer.slice(boundary + 2)
-      boundary = buffer.indexOf('\n\n')
+      this.#event(bytes, start, boundary)
+      start = boundary + 2
+      boundary = bytes.indexOf(EVENT_END, start)
     }
-    this.#pending = buffer
+    // A copy: the chunk's memory is the forwarded response's.
+    if (start < bytes.length) this.#pending = Buffer.from(bytes.subarray(start))
   }
 
-  #event (block: string): void {
-    const start = block.startsWith('event: ') ? 7 : block.startsWith('event:') ? 6 : -1
-    if (start === -1) return
+  /** The event whose bytes are `bytes[start, end)` (without its blank line). */
+  #event (bytes: Buffer, start: number, end: number): void {
+    if (end - start < EVENT_FIELD.length || !bytesEqual(bytes, start, EVENT_FIELD.length, EVENT_FIELD)) return
+    const nameAt = bytes[start + EVENT_FIELD.length] === 0x20 ? start + EVENT_FIELD.length + 1 : start + EVENT_FIELD.length
     this.facts.events++
-    const lineEnd = block.indexOf('\n', start)
-    const name = lineEnd === -1 ? block.slice(start) : block.slice(start, lineEnd)
-    if (name === 'content_block_delta') {
+    const newline = bytes.indexOf(0x0a, nameAt)
+    const lineEnd = newline === -1 || newline > end ? end : newline
+    const nameLength = lineEnd - nameAt
+    if (bytesEqual(bytes, nameAt, nameLength, CONTENT_BLOCK_DELTA)) {
       if (this.facts.firstTokenAt < 0) this.facts.firstTokenAt = performance.now()
       return
     }
-    if (name !== 'message_start' && name !== 'message_delta' && name !== 'error') return
-    const dataAt = block.indexOf('data:', lineEnd)
-    if (dataAt === -1) return
-    const data = safeParse(block.slice(dataAt + 5)) as {
+    const name = bytesEqual(bytes, nameAt, nameLength, MESSAGE_START)
+      ? 'message_start'
+      : bytesEqual(bytes, nameAt, nameLength, MESSAGE_DELTA) ? 'message_delta' : bytesEqual(bytes, nameAt, nameLength, ERROR_EVENT) ? 'error' : null
+    if (name === null) return
+    const dataAt = bytes.indexOf(DATA_FIELD, lineEnd)
+    if (dataAt === -1 || dataAt >= end) return
+    const data = safeParse(bytes.toString('latin1', dataAt + DATA_FIELD.length, end)) as {
       message?: { model?: string, usage?: RawUsage }
       usage?: RawUsage
       delta?: { stop_reason?: string | null }
       error?: { type?: string }
-    } | undefined
-    if (data === undefined) return
+    } | undefined | null
+    if (data === undefined || data === null || typeof data !== 'object') return
     if (name === 'message_start') {
       this.facts.model = data.message?.model
       this.facts.usage = emptyUsage()
@@ -357,7 +381,7 @@ class Tap implements UsageTap {
 
   #consume (chunk: Buffer): void {
     if (this.#reader !== null) {
-      this.#reader.push(chunk.toString('latin1'))
+      this.#reader.push(chunk)
     } else if (this.#jsonChunks !== null && this.#jsonBytes <= MAX_JSON_BYTES) {
       this.#jsonBytes += chunk.length
       this.#jsonChunks.push(chunk)
