@@ -60,3 +60,40 @@ describe('SSE streams pass through byte for byte, as paced by the upstream', () 
     expect(gaps.filter((gap) => gap >= PACE_MS * 0.5).length).toBeGreaterThanOrEqual(events.length - 3)
   })
 })
+
+describe('events the usage tap cannot read pass through untouched', () => {
+  let upstream: FakeUpstream
+  let proxy: RunningProxy
+  // Valid SSE whose data the tap reads but that is not what the API sends: JSON that is not an
+  // object, a message_delta without data, an event split mid-name across writes.
+  const odd = [
+    'event: message_start\ndata: null\n\n',
+    'event: message_delta\n\n',
+    'event: content_bl',
+    'ock_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"x"}}\n\n',
+    'event: message_delta\ndata: 7\n\n',
+    'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+  ]
+
+  beforeAll(async () => {
+    upstream = await startFakeUpstream(async (_request, response) => {
+      response.writeHead(200, { 'content-type': 'text/event-stream' })
+      for (const part of odd) {
+        response.write(part)
+        await sleep(10)
+      }
+      response.end()
+    })
+    proxy = await startProxy(upstream.url)
+  })
+  afterAll(async () => {
+    await proxy.close()
+    await upstream.close()
+  })
+
+  test('the client gets every byte and the stream ends normally', async () => {
+    const response = await fetch(`${proxy.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': 'k' }, body: '{"stream":true}' })
+    expect(response.status).toBe(200)
+    expect(Buffer.from(await response.arrayBuffer()).toString('utf8')).toBe(odd.join(''))
+  })
+})
