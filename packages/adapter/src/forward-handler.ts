@@ -286,9 +286,11 @@ export class ForwardHandler implements Exchange {
     process.nextTick(release, this, socket)
   }
 
-  /** @internal the end of a #hold */
-  released (): void {
+  /** @internal the end of a #hold; false when the hold was already released (#endDirect). */
+  released (): boolean {
+    const holding = this.#holding
     this.#holding = false
+    return holding
   }
 
   /** Direct write of one body chunk (framed when chunked); false when the socket is full. */
@@ -334,9 +336,13 @@ export class ForwardHandler implements Exchange {
   #endDirect (socket: Socket, last?: string): void {
     if (last !== undefined) this.#writeDirect(socket, last)
     else if (this.#pendingHead !== null) this.flushPendingHead()
-    if (this.#chunked) {
-      this.#hold(socket)
-      socket.write('0\r\n\r\n', 'latin1')
+    if (this.#chunked) socket.write('0\r\n\r\n', 'latin1') // with what this tick holds, if anything
+    // The response's last bytes leave now, not at the end of the tick: the bookkeeping of its end
+    // (metrics, the monitor, the log line) runs next in this tick, and the client would wait for
+    // it (a stream's final event and its terminator left about a millisecond apart).
+    if (this.#holding) {
+      this.#holding = false
+      socket.uncork()
     }
     this.#response.end()
   }
@@ -556,8 +562,7 @@ function flushPendingHead (handler: ForwardHandler): void {
 }
 
 function release (handler: ForwardHandler, socket: Socket): void {
-  handler.released()
-  socket.uncork()
+  if (handler.released()) socket.uncork()
 }
 
 export function takePendingSocketOwner (): ForwardHandler | null {

@@ -1,4 +1,7 @@
+import { execFile } from 'node:child_process'
 import { readFileSync } from 'node:fs'
+import { promisify } from 'node:util'
+import { createMonitor } from '@apt/monitor'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { type FakeUpstream, type RunningProxy, readTimed, sleep, startFakeUpstream, startProxy } from './helpers.js'
 
@@ -95,5 +98,52 @@ describe('events the usage tap cannot read pass through untouched', () => {
     const response = await fetch(`${proxy.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': 'k' }, body: '{"stream":true}' })
     expect(response.status).toBe(200)
     expect(Buffer.from(await response.arrayBuffer()).toString('utf8')).toBe(odd.join(''))
+  })
+})
+
+describe('the end of a stream reaches the client before the proxy\'s bookkeeping of it', () => {
+  let upstream: FakeUpstream
+  let proxy: RunningProxy
+  /** Wall-clock times at which the slowed bookkeeping of each request began. */
+  const bookkeeping: number[] = []
+
+  beforeAll(async () => {
+    upstream = await startFakeUpstream((_request, response) => {
+      response.writeHead(200, { 'content-type': 'text/event-stream' })
+      response.write('event: ping\ndata: {}\n\n')
+      // The last event and the terminator leave in one write: one upstream read brings both.
+      setTimeout(() => response.end('event: message_stop\ndata: {"type":"message_stop"}\n\n'), 20)
+    })
+    // A monitor whose record() takes 300 ms stands for the bookkeeping of a finished request.
+    const monitor = createMonitor()
+    const record = monitor.record.bind(monitor)
+    monitor.record = (sample) => {
+      bookkeeping.push(Date.now())
+      const until = Date.now() + 300
+      while (Date.now() < until) { /* busy: the proxy's one thread is held */ }
+      record(sample)
+    }
+    proxy = await startProxy(upstream.url, { monitor })
+  })
+  afterAll(async () => {
+    await proxy.close()
+    await upstream.close()
+  })
+
+  test('a client in another process has the terminating chunk before the 300 ms of bookkeeping end', async () => {
+    const { port } = new URL(proxy.url)
+    // The client runs in its own process: this one is blocked while the bookkeeping runs.
+    const client = `
+      const socket = require('node:net').connect(${port}, '127.0.0.1', () => socket.write('POST /v1/messages HTTP/1.1\\r\\nhost: x\\r\\nx-api-key: k\\r\\ncontent-type: application/json\\r\\ncontent-length: 2\\r\\n\\r\\n{}'))
+      let text = ''
+      socket.on('data', (data) => {
+        text += data.toString('latin1')
+        if (text.endsWith('\\r\\n0\\r\\n\\r\\n')) { process.stdout.write(String(Date.now())); socket.destroy() }
+      })`
+    const { stdout } = await promisify(execFile)(process.execPath, ['-e', client])
+    const ended = Number(stdout)
+    expect(bookkeeping).toHaveLength(1)
+    expect(ended).toBeGreaterThan(0)
+    expect(ended).toBeLessThan((bookkeeping[0] as number) + 150)
   })
 })
