@@ -363,13 +363,13 @@ class WireConnection {
     const chunked = streaming && !hasHeader(headers, 'content-length')
     const extra = chunked ? (request.reset ? CHUNKED_LINE + CLOSE_LINE : CHUNKED_LINE) : request.reset ? CLOSE_LINE : ''
     const length = headLength(requestLine, this.pool.hostLine, headers, extra, '\r\n')
-    const small = Buffer.isBuffer(body) && body.length <= COALESCE_BYTES ? body.length : 0
-    const out = Buffer.allocUnsafe(length + small)
+    const coalesced = Buffer.isBuffer(body) && body.length <= COALESCE_BYTES ? body : null
+    const out = Buffer.allocUnsafe(length + (coalesced?.length ?? 0))
     writeHead(out, requestLine, this.pool.hostLine, headers, extra, '\r\n')
     this.setTimer('headers', this.pool.options.headersTimeoutMs)
     const socket = this.socket
-    if (body === null || small > 0 || (Buffer.isBuffer(body) && body.length === 0)) {
-      if (small > 0) (body as Buffer).copy(out, length)
+    if (body === null || coalesced !== null) {
+      coalesced?.copy(out, length)
       socket.write(out)
     } else if (Buffer.isBuffer(body)) {
       socket.cork()
