@@ -159,7 +159,7 @@ export function readMessageFacts (body: Buffer, facts: UsageFacts): UsageFacts {
   const usageKey = model === undefined ? -1 : body.lastIndexOf(USAGE_KEY)
   const colon = usageKey === -1 ? -1 : skipSpace(body, usageKey + USAGE_KEY.length, body.length)
   const open = colon !== -1 && body[colon] === 0x3a ? skipSpace(body, colon + 1, body.length) : -1
-  const close = open !== -1 && body[open] === 0x7b ? matchingBrace(body, open) : -1
+  const close = open !== -1 && body[open] === 0x7b ? closingOf(body, open) : -1
   const usage = close === -1 ? undefined : readUsage(body, open, close)
   if (usage === undefined) return readMessageText(body.toString('latin1'), facts)
   facts.model = model
@@ -205,18 +205,21 @@ function readMessageText (text: string, facts: UsageFacts): UsageFacts {
   return facts
 }
 
-/** Index of the `}` closing the object that opens at `open`, skipping strings; -1 if unbalanced. */
-function matchingBrace (bytes: Buffer, open: number): number {
+/**
+ * Index of the `}` or `]` closing the object or array that opens at `open`, skipping strings and
+ * what is nested inside; -1 if unbalanced or closed by the other kind.
+ */
+function closingOf (bytes: Buffer, open: number): number {
   let depth = 0
   for (let i = open; i < bytes.length; i++) {
     const code = bytes[i] as number
     if (code === 0x22) { // "
       i = stringEnd(bytes, i)
       if (i === -1) return -1
-    } else if (code === 0x7b) {
+    } else if (code === 0x7b || code === 0x5b) { // { [
       depth++
-    } else if (code === 0x7d && --depth === 0) {
-      return i
+    } else if ((code === 0x7d || code === 0x5d) && --depth === 0) { // } ]
+      return code - (bytes[open] as number) === 2 ? i : -1 // '{' + 2 is '}', '[' + 2 is ']'
     }
   }
   return -1
@@ -264,7 +267,7 @@ function readUsage (bytes: Buffer, open: number, close: number): TokenUsage | un
       if (end === -1 || end >= close) return undefined
       i = end + 1
     } else if (first === 0x7b || first === 0x5b) { // { or [: a nested value, skipped whole
-      const end = first === 0x7b ? matchingBrace(bytes, i) : matchingBracket(bytes, i)
+      const end = closingOf(bytes, i)
       if (end === -1 || end >= close) return undefined
       i = end + 1
     } else if (first === 0x6e || first === 0x74 || first === 0x66) { // null, true, false
@@ -287,23 +290,6 @@ function counterOf (bytes: Buffer, start: number, end: number): number {
     let j = 1 // the opening quotes match
     while (j < key.length && key[j] === bytes[start + j]) j++
     if (j === key.length) return k
-  }
-  return -1
-}
-
-/** Index of the `]` closing the array that opens at `open`, skipping strings and nesting; -1 if unbalanced. */
-function matchingBracket (bytes: Buffer, open: number): number {
-  let depth = 0
-  for (let i = open; i < bytes.length; i++) {
-    const code = bytes[i] as number
-    if (code === 0x22) {
-      i = stringEnd(bytes, i)
-      if (i === -1) return -1
-    } else if (code === 0x5b || code === 0x7b) {
-      depth++
-    } else if ((code === 0x5d || code === 0x7d) && --depth === 0) {
-      return code === 0x5d ? i : -1
-    }
   }
   return -1
 }
