@@ -94,6 +94,9 @@ function destroyQuietly (stream: Readable): void {
   stream.destroy(stream.listenerCount('error') > 0 ? abortedError() : undefined)
 }
 
+/** What a request's `rawHeaders` becomes once released (never written to). */
+const NO_HEADERS: string[] = []
+
 /** Headers of which node:http keeps only the first when repeated (IncomingMessage's matchKnownFields). */
 const SINGLE_VALUE_HEADERS = new Set([
   'age', 'authorization', 'content-length', 'content-type', 'etag', 'expires', 'from', 'host',
@@ -110,7 +113,8 @@ const SINGLE_VALUE_HEADERS = new Set([
 export class FrontRequest {
   readonly method: string
   readonly url: string
-  readonly rawHeaders: string[]
+  /** As read, until `releaseHeaders()`; then empty. */
+  rawHeaders: string[]
   /** Declared `content-length`, or -1 when there is none. */
   readonly contentLength: number
   /** A `transfer-encoding` header was sent (the body is chunked). */
@@ -154,6 +158,16 @@ export class FrontRequest {
       this.#headers = headers
     }
     return this.#headers
+  }
+
+  /**
+   * Forget the header lines once the request has been forwarded (the proxy handler has its own
+   * upstream list by then): a stream then does not keep them, about 0.5 KiB, for as long as it
+   * lasts, nor the client's key past the request's head. `rawHeaders` and `headers` are empty after.
+   */
+  releaseHeaders (): void {
+    this.rawHeaders = NO_HEADERS
+    this.#headers = undefined
   }
 
   /** The whole body as one buffer once it has arrived, or `onAbort` if the client leaves first. */

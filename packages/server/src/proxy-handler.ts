@@ -88,6 +88,34 @@ async function * limitBody (request: AsyncIterable<Buffer>, limit: number): Asyn
  * contacted (draining, managed auth, declared size), then hands the raw
  * request and response to the adapter. Bodies are never parsed.
  */
+/**
+ * The whole body of a request node:http read, as one buffer, or `onAbort` if the client leaves
+ * first (as FrontRequest.collect does for the front's). The listeners stay on the request until it
+ * closes, so they let go of both callbacks once one has run: the callbacks share the proxy
+ * handler's scope, with the request's prepared headers, which a stream would otherwise keep.
+ */
+function collectBody (request: IncomingMessage, onBody: (body: Buffer) => void, onAbort: () => void): void {
+  let chunks: Buffer[] | null = []
+  let deliver: ((body: Buffer) => void) | null = onBody
+  let abort: (() => void) | null = onAbort
+  request.on('data', (chunk: Buffer) => { chunks?.push(chunk) })
+  request.once('end', () => {
+    const body = chunks as Buffer[]
+    const callback = deliver as (body: Buffer) => void
+    chunks = null
+    deliver = null
+    abort = null
+    callback(body.length === 1 ? body[0] as Buffer : Buffer.concat(body))
+  })
+  request.once('close', () => {
+    const callback = abort
+    chunks = null
+    deliver = null
+    abort = null
+    if (callback !== null) callback()
+  })
+}
+
 export function createProxyHandler (context: ProxyContext): (request: ProxyRequest, response: ProxyResponse, log: FastifyBaseLogger) => void {
   const { upstream, auth, limits, state, observe } = context
   const checkKey = auth.mode === 'managed' ? createKeyCheck(auth.proxyKeys) : null
@@ -126,6 +154,54 @@ export function createProxyHandler (context: ProxyContext): (request: ProxyReque
     sendError(response, code, message, { close: code === 'APT_SERVER_DRAINING' })
     state.inFlightRequests--
     observe(rejectedRecord(route, request.url as string, method, ERROR_POLICY[code].status, started, code), null, log)
+  }
+
+  /**
+   * The end of an exchange: its record, observed once the usage tap is done. Made here rather than
+   * inside `proxy`, whose closures share one context: a closure made there would hold the
+   * request's prepared headers (and the rest of that scope) for as long as a stream lasts.
+   * `nodeRequest` is the IncomingMessage of a request node:http read, null for the front's.
+   */
+  function completion (route: RouteName, url: string, method: string, started: number, response: ServerResponse, nodeRequest: IncomingMessage | null, log: FastifyBaseLogger): (exchange: Exchange) => void {
+    return (exchange: Exchange): void => {
+      state.inFlightRequests--
+      if (exchange.isEventStream && exchange.headersSent) state.inFlightStreams--
+      const error = exchange.error
+      let status = exchange.statusCode
+      if (error !== null && !exchange.headersSent) {
+        if (exchange.clientAborted) status = 499
+        else {
+          // On node:http a body left half-read (413 past the limit, an upstream that failed
+          // mid-upload) would stall the connection: the reply closes it instead. (The front reads
+          // and drops the rest itself, and keeps the connection.)
+          sendError(response, error.code, error.message, { close: nodeRequest !== null && !nodeRequest.complete })
+          status = ERROR_POLICY[error.code].status
+        }
+      }
+      const record: RequestRecord = {
+        route,
+        path: url,
+        method,
+        status,
+        durationMs: exchange.endedAt - started,
+        ttfbMs: exchange.headersAt === 0 ? -1 : exchange.headersAt - started,
+        bytesOut: exchange.bytesOut,
+        isStream: exchange.isEventStream,
+        errorCode: error?.code,
+        overheadMs: exchange.overheadMs,
+        usage: undefined,
+        ttftMs: -1,
+      }
+      const tap = exchange.observer as UsageTap | undefined
+      if (tap === undefined) observe(record, exchange, log)
+      else {
+        tap.end((facts: UsageFacts) => {
+          record.usage = facts
+          if (facts.firstTokenAt > 0) record.ttftMs = facts.firstTokenAt - started
+          observe(record, exchange, log)
+        })
+      }
+    }
   }
 
   return function proxy (request, frontOrNodeResponse, log) {
@@ -168,47 +244,11 @@ export function createProxyHandler (context: ProxyContext): (request: ProxyReque
 
     const rewrite = rewriteOptions !== null && route === 'batches'
     const headers = prepareRequestHeaders(request.rawHeaders, rewrite ? rewriteHeaderOptions : headerOptions)
+    // Everything read from the client's header lines has been read (the key, the framing).
+    if (front) request.releaseHeaders()
     const options = rewrite ? rewriteOptions : route === 'messages' || route === 'complete' ? messagesOptions : plainOptions
 
-    const done = (exchange: Exchange): void => {
-      state.inFlightRequests--
-      if (exchange.isEventStream && exchange.headersSent) state.inFlightStreams--
-      const error = exchange.error
-      let status = exchange.statusCode
-      if (error !== null && !exchange.headersSent) {
-        if (exchange.clientAborted) status = 499
-        else {
-          // On node:http a body left half-read (413 past the limit, an upstream that failed
-          // mid-upload) would stall the connection: the reply closes it instead. (The front reads
-          // and drops the rest itself, and keeps the connection.)
-          sendError(response, error.code, error.message, { close: !front && !(request as IncomingMessage).complete })
-          status = ERROR_POLICY[error.code].status
-        }
-      }
-      const record: RequestRecord = {
-        route,
-        path: url,
-        method,
-        status,
-        durationMs: exchange.endedAt - started,
-        ttfbMs: exchange.headersAt === 0 ? -1 : exchange.headersAt - started,
-        bytesOut: exchange.bytesOut,
-        isStream: exchange.isEventStream,
-        errorCode: error?.code,
-        overheadMs: exchange.overheadMs,
-        usage: undefined,
-        ttftMs: -1,
-      }
-      const tap = exchange.observer as UsageTap | undefined
-      if (tap === undefined) observe(record, exchange, log)
-      else {
-        tap.end((facts: UsageFacts) => {
-          record.usage = facts
-          if (facts.firstTokenAt > 0) record.ttftMs = facts.firstTokenAt - started
-          observe(record, exchange, log)
-        })
-      }
-    }
+    const done = completion(route, url, method, started, response, front ? null : request as IncomingMessage, log)
 
     if (length === 0 || (length === -1 && !transferEncoding)) {
       upstream.forward({ method, path: url, headers, body: null, receivedAt: started }, response, done, options)
@@ -226,19 +266,11 @@ export function createProxyHandler (context: ProxyContext): (request: ProxyReque
       }
     } else if (length > 0 && length <= replayLimit) {
       // Small bodies (nearly always in the first packet) are sent as one buffer, so a stale socket can replay them.
-      const chunks: Buffer[] = []
-      let ended = false
-      request.on('data', (chunk: Buffer) => { chunks.push(chunk) })
-      request.once('end', () => {
-        ended = true
-        const body = chunks.length === 1 ? chunks[0] as Buffer : Buffer.concat(chunks)
+      collectBody(request as IncomingMessage, (body) => {
         upstream.forward({ method, path: url, headers, body, receivedAt: started }, response, done, options)
-      })
-      request.once('close', () => {
-        if (!ended) {
-          state.inFlightRequests--
-          observe(rejectedRecord(route, url, method, 499, started, 'APT_ADAPTER_CLIENT_ABORTED'), null, log)
-        }
+      }, () => {
+        state.inFlightRequests--
+        observe(rejectedRecord(route, url, method, 499, started, 'APT_ADAPTER_CLIENT_ABORTED'), null, log)
       })
     } else if (length > 0) {
       upstream.forward({ method, path: url, headers, body: request, receivedAt: started }, response, done, options)
