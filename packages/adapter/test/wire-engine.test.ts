@@ -7,10 +7,9 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { type AddressInfo, createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net'
 import { Readable } from 'node:stream'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
 import { afterEach, describe, expect, test } from 'vitest'
 import { createUpstreamClient, type Exchange, type UpstreamClient } from '@apt/adapter'
+import { collectedByGc } from '../../../test/support/collected-by-gc.js'
 
 // Behaviours specific to the wire engine (apt's own HTTP/1.1 pool on Node's llhttp parser).
 // The proxy-level suites in packages/server/test cover timeouts, stale-socket replay, pool wait,
@@ -137,20 +136,6 @@ async function within<T> (promise: Promise<T>, what: string): Promise<T> {
   } finally {
     clearTimeout(timer)
   }
-}
-
-/** Whether `ref`'s target is collected within 20 forced garbage collections. */
-async function collectedByGc (ref: WeakRef<object>): Promise<boolean> {
-  setFlagsFromString('--expose-gc')
-  const gc = runInNewContext('gc') as () => void
-  for (let i = 0; i < 20; i++) {
-    // deref() keeps its target alive until the current job ends, so each gc() runs in a later one.
-    await sleep(10)
-    gc()
-    await sleep(10)
-    if (ref.deref() === undefined) return true
-  }
-  return false
 }
 
 /** A self-signed certificate for 127.0.0.1, trusted by passing it as the client's `tlsCa`. */

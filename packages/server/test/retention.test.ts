@@ -1,27 +1,12 @@
 import type { ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
 import { createUpstreamClient, type ForwardRequest, type UpstreamClient } from '@apt/adapter'
 import { buildServer } from '@apt/server'
 import type { FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, test } from 'vitest'
 import { type FakeUpstream, sleep, startFakeUpstream } from './helpers.js'
-
-/** Whether `ref`'s target is collected within 20 forced garbage collections. */
-async function collectedByGc (ref: WeakRef<object>): Promise<boolean> {
-  setFlagsFromString('--expose-gc')
-  const gc = runInNewContext('gc') as () => void
-  for (let i = 0; i < 20; i++) {
-    // deref() keeps its target alive until the current job ends, so each gc() runs in a later one.
-    await sleep(10)
-    gc()
-    await sleep(10)
-    if (ref.deref() === undefined) return true
-  }
-  return false
-}
+import { collectedByGc } from '../../../test/support/collected-by-gc.js'
 
 interface Held {
   /** The upstream header list the proxy handler prepared for the request. */
