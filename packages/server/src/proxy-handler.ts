@@ -84,11 +84,6 @@ async function * limitBody (request: AsyncIterable<Buffer>, limit: number): Asyn
 }
 
 /**
- * The `/v1/*` handler: checks what must be checked before the upstream is
- * contacted (draining, managed auth, declared size), then hands the raw
- * request and response to the adapter. Bodies are never parsed.
- */
-/**
  * The whole body of a request node:http read, as one buffer, or `onAbort` if the client leaves
  * first (as FrontRequest.collect does for the front's). The listeners stay on the request until it
  * closes, so they let go of both callbacks once one has run: the callbacks share the proxy
@@ -116,6 +111,11 @@ function collectBody (request: IncomingMessage, onBody: (body: Buffer) => void, 
   })
 }
 
+/**
+ * The `/v1/*` handler: checks what must be checked before the upstream is
+ * contacted (draining, managed auth, declared size), then hands the raw
+ * request and response to the adapter. Bodies are never parsed.
+ */
 export function createProxyHandler (context: ProxyContext): (request: ProxyRequest, response: ProxyResponse, log: FastifyBaseLogger) => void {
   const { upstream, auth, limits, state, observe } = context
   const checkKey = auth.mode === 'managed' ? createKeyCheck(auth.proxyKeys) : null
