@@ -2,8 +2,9 @@ import { ServerResponse, STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Dispatcher } from 'undici'
 import { AdapterError, isStaleSocketError, toAdapterError } from './errors.js'
-import { copyResponseHeaders, type ResponseHeaderFacts, headLength, writeHead } from './headers.js'
+import { copyResponseHeaders, type ResponseHeaderFacts, type ResponseHeaders, responseHeadLength, writeResponseHead } from './headers.js'
 import type { ResolvedUpstreamOptions } from './options.js'
+import { ResponseHead } from './response-reader.js'
 
 /** What the owner of an exchange sees when it ends (the handler itself, read-only). */
 export interface Exchange {
@@ -128,7 +129,7 @@ export class ForwardHandler implements Exchange {
    * Direct write of a body with content-length: the head, kept until the first body chunk of
    * this tick so that both leave in one buffer and one write() (or alone at the end of the tick).
    */
-  #pendingHead: string[] | null = null
+  #pendingHead: ResponseHeaders | null = null
   #pendingStatusLine = ''
   #pendingKeepAlive = ''
 
@@ -178,13 +179,21 @@ export class ForwardHandler implements Exchange {
     pendingSocketOwner = this
   }
 
-  onHeaders (statusCode: number, rawHeaders: Buffer[] | string[], resume: () => void, statusText: string): boolean {
+  onHeaders (statusCode: number, rawHeaders: Buffer[] | string[] | ResponseHead, resume: () => void, statusText: string): boolean {
     if (this.#settled) return false
     this.statusCode = statusCode
     this.headersAt = performance.now()
     this.#resume = resume
-    const facts: ResponseHeaderFacts = { isEventStream: false, contentEncoding: undefined, requestId: undefined, contentType: undefined, hasContentLength: false }
-    const headers = copyResponseHeaders(rawHeaders, facts)
+    // The wire engine's head carries its facts, and goes to the client as the bytes it arrived as;
+    // undici's raw list is copied to strings here.
+    let facts: ResponseHeaderFacts
+    let list: string[] | null = null
+    if (rawHeaders instanceof ResponseHead) {
+      facts = rawHeaders
+    } else {
+      facts = { isEventStream: false, contentEncoding: undefined, requestId: undefined, contentType: undefined, hasContentLength: false }
+      list = copyResponseHeaders(rawHeaders, facts)
+    }
     this.isEventStream = facts.isEventStream
     this.contentEncoding = facts.contentEncoding
     this.upstreamRequestId = facts.requestId
@@ -194,19 +203,30 @@ export class ForwardHandler implements Exchange {
     if (this.#rewrite !== undefined && statusCode < 300 && facts.contentEncoding === undefined &&
         facts.contentType?.startsWith('application/json') === true) {
       this.#collected = []
-      this.#collectedHeaders = headers
+      this.#collectedHeaders = list ?? (rawHeaders as ResponseHead).list()
       return true
     }
     this.headersSent = true
     // No replay once the head is on its way: the request and its body (a prompt can be megabytes)
     // are not kept for the rest of the response.
     this.#opts = null
-    if (this.#options.serverTiming) headers.push('server-timing', this.#serverTimingValue())
+    const timing = this.#options.serverTiming ? this.#serverTimingValue() : undefined
     const socket = response.socket as (Socket & { _httpMessage?: unknown }) | null
     if (this.#options.directWrite && socket !== null && socket._httpMessage === response &&
         response.shouldKeepAlive && !response.headersSent) {
+      let headers: ResponseHeaders
+      if (list !== null) {
+        if (timing !== undefined) list.push('server-timing', timing)
+        headers = list
+      } else {
+        const head = rawHeaders as ResponseHead
+        if (timing !== undefined) head.extra = `server-timing: ${timing}\r\n`
+        headers = head
+      }
       this.#writeHeadDirect(socket, statusCode, statusText, headers, facts)
     } else {
+      const headers = list ?? (rawHeaders as ResponseHead).list()
+      if (timing !== undefined) headers.push('server-timing', timing)
       if (statusText) response.writeHead(statusCode, statusText, headers)
       else response.writeHead(statusCode, headers)
       // The head leaves as it arrived, as on the direct path: a client sees the status at once,
@@ -228,7 +248,7 @@ export class ForwardHandler implements Exchange {
    * (keep-alive, the next request) when it is ended. Used only on a keep-alive connection
    * whose socket belongs to this response (not for pipelined or closing requests).
    */
-  #writeHeadDirect (socket: Socket, statusCode: number, statusText: string, headers: string[], facts: ResponseHeaderFacts): void {
+  #writeHeadDirect (socket: Socket, statusCode: number, statusText: string, headers: ResponseHeaders, facts: ResponseHeaderFacts): void {
     const response = this.#response as ServerResponse & { _header: string | null, _headerSent: boolean }
     const method = this.#method
     const bodiless = method === 'HEAD' || statusCode === 204 || statusCode === 304 || statusCode < 200
@@ -243,8 +263,8 @@ export class ForwardHandler implements Exchange {
     this.#socket = socket
     if (bodiless || this.#chunked || facts.isEventStream) {
       const end = this.#chunked ? CHUNKED_END : HEAD_END
-      const head = Buffer.allocUnsafe(headLength(statusLine, '', headers, keepAlive, end))
-      writeHead(head, statusLine, '', headers, keepAlive, end)
+      const head = Buffer.allocUnsafe(responseHeadLength(statusLine, headers, keepAlive, end))
+      writeResponseHead(head, statusLine, headers, keepAlive, end)
       this.#hold(socket)
       socket.write(head)
     } else {
@@ -259,11 +279,11 @@ export class ForwardHandler implements Exchange {
 
   /** The kept head encoded into a new buffer, with `extra` bytes of room after it; clears it. */
   #takePendingHead (extra: number): Buffer {
-    const headers = this.#pendingHead as string[]
+    const headers = this.#pendingHead as ResponseHeaders
     this.#pendingHead = null
-    const length = headLength(this.#pendingStatusLine, '', headers, this.#pendingKeepAlive, HEAD_END)
+    const length = responseHeadLength(this.#pendingStatusLine, headers, this.#pendingKeepAlive, HEAD_END)
     const buffer = Buffer.allocUnsafe(length + extra)
-    writeHead(buffer, this.#pendingStatusLine, '', headers, this.#pendingKeepAlive, HEAD_END)
+    writeResponseHead(buffer, this.#pendingStatusLine, headers, this.#pendingKeepAlive, HEAD_END)
     return buffer
   }
 

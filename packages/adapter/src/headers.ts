@@ -1,3 +1,5 @@
+import { ResponseHead } from './response-reader.js'
+
 /**
  * Header preparation for the forwarding path. Request headers arrive as Node's
  * flat `rawHeaders` array (repeated headers stay separate entries, so every
@@ -164,6 +166,30 @@ export function headLength (lead: string, lead2: string, headers: readonly strin
   let length = lead.length + lead2.length + end.length + end2.length + 2 * headers.length // ': ' and CRLF per line
   for (let i = 0; i < headers.length; i++) length += (headers[i] as string).length
   return length
+}
+
+/** A response's headers: a flat [name, value, ...] list, or the wire engine's head as it arrived. */
+export type ResponseHeaders = readonly string[] | ResponseHead
+
+/**
+ * The length of a response head: its status line, the headers, then two closing pieces. The wire
+ * engine's head is copied as the bytes it arrived as, its hop-by-hop lines left out, then the
+ * lines the proxy adds (`extra`).
+ */
+export function responseHeadLength (statusLine: string, headers: ResponseHeaders, end: string, end2: string): number {
+  if (headers instanceof ResponseHead) return statusLine.length + headers.runsLength + headers.extra.length + end.length + end2.length
+  return headLength(statusLine, '', headers, end, end2)
+}
+
+/** Writes the head `responseHeadLength` measured at the start of `target`; returns its length. */
+export function writeResponseHead (target: Buffer, statusLine: string, headers: ResponseHeaders, end: string, end2: string): number {
+  if (!(headers instanceof ResponseHead)) return writeHead(target, statusLine, '', headers, end, end2)
+  let at = putLatin1(target, 0, statusLine)
+  const { block, runs } = headers
+  for (let r = 0; r < runs.length; r += 2) at += block.copy(target, at, runs[r], runs[r + 1])
+  at = putLatin1(target, at, headers.extra)
+  at = putLatin1(target, at, end)
+  return putLatin1(target, at, end2)
 }
 
 /** Writes the head `headLength` measured at the start of `target`; returns its length. */

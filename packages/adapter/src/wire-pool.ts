@@ -1,6 +1,6 @@
 /**
- * The wire engine: a pool of HTTP/1.1 keep-alive connections to one upstream origin,
- * parsed by Node's own llhttp binding (the C++ parser node:http uses), driving the same
+ * The wire engine: a pool of HTTP/1.1 keep-alive connections to one upstream origin, whose
+ * responses are read as bytes by apt's own reader (response-reader.ts), driving the same
  * handler protocol as undici (onConnect / onHeaders / onData / onComplete / onError).
  *
  * Why not undici here: on this proxy's path (one origin, HTTP/1.1, bytes in, bytes out)
@@ -15,16 +15,12 @@ import net from 'node:net'
 import type { Readable } from 'node:stream'
 import tls from 'node:tls'
 import { headLength, writeHead } from './headers.js'
-import { HTTPParser, type HTTPParserClass, type HTTPParserInstance, parserClass } from './llhttp.js'
+import { type ResponseHead, ResponseReader, type ResponseTarget } from './response-reader.js'
 
-/** A socket's native stream handle, as node:http's server uses it for a consumed socket. */
-interface StreamHandle { isStreamBase?: boolean, reading: boolean, readStart (): number, readStop (): number }
-const PARSER_RESOURCE = {}
-
-/** What the pool drives: undici's (legacy) dispatch handler protocol, with string headers. */
+/** What the pool drives: undici's (legacy) dispatch handler protocol, with the head as read. */
 export interface WireHandler {
   onConnect (abort: (error?: Error) => void): void
-  onHeaders (statusCode: number, headers: string[], resume: () => void, statusText: string): boolean
+  onHeaders (statusCode: number, head: ResponseHead, resume: () => void, statusText: string): boolean
   onData (chunk: Buffer): boolean
   onComplete (trailers: null): void
   onError (error: Error): void
@@ -49,7 +45,10 @@ export interface WirePoolOptions {
   headersTimeoutMs: number
   bodyTimeoutMs: number
   tlsCa: string | Buffer | undefined
-  /** llhttp reads each socket itself (a socket without a native stream handle is read through its JavaScript stream). */
+  /**
+   * Every socket reads into one shared buffer (the socket's `onread`), not through its
+   * JavaScript stream ('data' events, a Buffer per read).
+   */
   consume: boolean
   /** Called for every request as it is written: whether its socket had served one before. */
   onSend (handler: WireHandler, reused: boolean): void
@@ -80,24 +79,38 @@ interface Exchange {
   readonly fresh: boolean
 }
 
-/** The connection a parser or socket belongs to, for the callbacks all connections share. */
+/** The connection a socket belongs to, for the callbacks all connections share. */
 const kConnection = Symbol('apt.wireConnection')
-type OwnedParser = HTTPParserInstance & { [kConnection]?: WireConnection }
 type OwnedSocket = net.Socket & { [kConnection]?: WireConnection }
-/** Node's llhttp parser, with the wire connection's callbacks on its prototype (set in its static block). */
-let WireParser: HTTPParserClass
 
-function noop (): void {}
+/**
+ * The buffer every connection's socket reads into (`consume`). A read is parsed, and the body
+ * pieces in it copied out, before the callback returns, so one buffer serves every socket: no
+ * Buffer per read, and no memory per connection.
+ */
+const READ_BUFFER_BYTES = 65_536
+let sharedReadBuffer: Buffer | null = null
+
+function readBuffer (): Buffer {
+  if (sharedReadBuffer === null) sharedReadBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES)
+  return sharedReadBuffer
+}
+
+/** A read into the shared buffer; `this` is the socket. */
+function onSharedRead (this: OwnedSocket, bytes: number, buffer: Buffer): boolean {
+  (this[kConnection] as WireConnection).onRead(buffer, bytes)
+  return true // back-pressure pauses the socket itself (#pause)
+}
 
 /** A connection's one timer fired; the connection is the timer's argument, so no closure per timer. */
 function onWireTimer (connection: WireConnection): void {
   connection.onTimeout()
 }
 
-class WireConnection {
+class WireConnection implements ResponseTarget {
   readonly pool: WirePool
   readonly socket: net.Socket
-  readonly parser: HTTPParserInstance
+  readonly reader: ResponseReader
   /** Requests written on this socket. */
   served = 0
   connected = false
@@ -105,21 +118,13 @@ class WireConnection {
   handler: WireHandler | null = null
   /** The exchange this connection was opened for, until the socket connects. */
   pending: Exchange | null
-  isHead = false
-  /** The parser is inside a 1xx interim response (its message-complete is not the exchange's). */
-  interim = false
   /** Response bytes have arrived for the current request (no stale replay past this point). */
   responded = false
-  /** A response ended inside the current read (bytes after it with no request are not unexpected). */
-  completedInRead = false
-  /** A handler callback threw inside the parser: the exchange fails once the read is parsed. */
-  callbackError: Error | null = null
   keepAlive = true
   /** The request body is still being written. */
   writingBody = false
   paused = false
   keepAliveMs: number
-  headersList: string[] = []
   timer: NodeJS.Timeout | null = null
   timerKind: 'connect' | 'headers' | 'body' | 'idle' | null = null
   timerMs = 0
@@ -134,24 +139,25 @@ class WireConnection {
     const { url } = pool
     const port = Number(url.port) || (url.protocol === 'https:' ? 443 : 80)
     const host = url.hostname.startsWith('[') ? url.hostname.slice(1, -1) : url.hostname
+    const consume = pool.options.consume
+    // The socket's `onread`: reads land in the shared buffer and come straight to onRead, with no
+    // JavaScript stream, Buffer or 'data' event per read (docs/performance.md, changes 17 and 41).
+    const onread = consume ? { buffer: readBuffer(), callback: onSharedRead } : undefined
     this.socket = url.protocol === 'https:'
       ? tls.connect({
           host, port, servername: net.isIP(host) === 0 ? host : undefined,
           ALPNProtocols: ['http/1.1'], rejectUnauthorized: true,
           ...(pool.ca === undefined ? {} : { ca: pool.ca }),
+          ...(onread === undefined ? {} : { onread }),
         })
-      : net.connect({ host, port })
+      : net.connect({ host, port, ...(onread === undefined ? {} : { onread }) })
     this.socket.setNoDelay(true)
     this.socket.setKeepAlive(true, 60_000)
-    const parser = new WireParser()
-    parser.initialize(HTTPParser.RESPONSE, PARSER_RESOURCE, 0, HTTPParser.kLenientNone)
-    // The callbacks are shared by every connection (llhttp calls them on the parser, socket events
-    // come on the socket; both know their connection): an idle or streaming connection holds no
-    // closures of its own (docs/performance.md, change 25). The parser's callbacks sit on
-    // WireParser's prototype (set below), so no parser holds a table of them either (change 30).
-    ;(parser as OwnedParser)[kConnection] = this
+    // The callbacks are shared by every connection (socket events come on the socket, which knows
+    // its connection; the reader calls the connection itself): an idle or streaming connection
+    // holds no closures of its own (docs/performance.md, change 25).
     ;(this.socket as OwnedSocket)[kConnection] = this
-    this.parser = parser
+    this.reader = new ResponseReader(this, consume)
     this.resume = () => {
       if (this.paused && !this.destroyed) {
         this.paused = false
@@ -159,79 +165,18 @@ class WireConnection {
       }
     }
     this.setTimer('connect', pool.options.connectTimeoutMs)
-    const handle = (this.socket as net.Socket & { _handle: StreamHandle | null })._handle
-    const consume = pool.options.consume && handle?.isStreamBase === true
     // The listener reads the exchange from `pending`, never from this scope: `resume` above shares
     // the constructor's closure context, which would then hold the first exchange (its handler,
     // request body and client objects) for as long as the connection lives.
     this.socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', WireConnection.#socketOnConnect)
-    if (consume) {
-      // llhttp reads the socket in C++, as node:http's server does: no JavaScript stream, no
-      // Buffer and no 'data' event per read (about 10 % of the CPU per streamed event and 6 % per
-      // request; docs/performance.md, change 17). Each read's result comes to kOnExecute.
-      // The 'data' listener only starts the socket reading; pause and resume act on the handle.
-      parser.consume(handle as StreamHandle)
-      this.socket.on('data', noop)
-      this.socket.on('pause', WireConnection.#socketOnPause)
-      this.socket.on('resume', WireConnection.#socketOnResume)
-    } else {
-      this.socket.on('data', WireConnection.#socketOnData)
-    }
+    if (!consume) this.socket.on('data', WireConnection.#socketOnData)
     this.socket.on('end', WireConnection.#socketOnEnd)
     this.socket.on('error', WireConnection.#socketOnError)
     this.socket.on('close', WireConnection.#socketOnClose)
     this.socket.on('drain', WireConnection.#socketOnDrain)
   }
 
-  // --- shared callbacks: `this` is the parser or the socket ------------------
-
-  static {
-    WireParser = parserClass({ onHeaders: this.#parserOnHeaders, onHeadersComplete: this.#parserOnHeadersComplete,
-      onBody: this.#parserOnBody, onMessageComplete: this.#parserOnMessageComplete, onExecute: this.#parserOnExecute })
-  }
-
-  static #parserOnHeaders (this: OwnedParser, headers: string[]): void {
-    const connection = this[kConnection] as WireConnection
-    connection.headersList.push(...headers)
-  }
-
-  // Every callback that reaches a handler is guarded: a throw must fail only this exchange,
-  // and when llhttp reads the socket itself (consume) there is no caller left to catch it.
-  static #parserOnHeadersComplete (this: OwnedParser, major: number, minor: number, headers: string[] | undefined, method: unknown, url: unknown,
-    statusCode: number, statusText: string, upgrade: boolean, shouldKeepAlive: boolean): number {
-    const connection = this[kConnection] as WireConnection
-    if (connection.callbackError !== null) return 1
-    try {
-      return connection.#onHeadersComplete(major, minor, headers, method, url, statusCode, statusText, upgrade, shouldKeepAlive)
-    } catch (error) {
-      connection.#callbackFailed(error)
-      return 1
-    }
-  }
-
-  static #parserOnBody (this: OwnedParser, chunk: Buffer): void {
-    const connection = this[kConnection] as WireConnection
-    if (connection.callbackError !== null) return
-    try {
-      connection.#onBody(chunk)
-    } catch (error) {
-      connection.#callbackFailed(error)
-    }
-  }
-
-  static #parserOnMessageComplete (this: OwnedParser): void {
-    const connection = this[kConnection] as WireConnection
-    if (connection.callbackError !== null) return
-    try {
-      connection.#onMessageComplete()
-    } catch (error) {
-      connection.#callbackFailed(error)
-    }
-  }
-
-  static #parserOnExecute (this: OwnedParser, result: number | Error): void {
-    (this[kConnection] as WireConnection).#afterExecute(result)
-  }
+  // --- shared callbacks: `this` is the socket -------------------------------
 
   static #socketOnConnect (this: OwnedSocket): void {
     const connection = this[kConnection] as WireConnection
@@ -243,24 +188,8 @@ class WireConnection {
     if (exchange !== null) connection.send(exchange)
   }
 
-  static #socketOnPause (this: OwnedSocket): void {
-    const handle = (this as net.Socket & { _handle: StreamHandle | null })._handle
-    if (handle?.reading === true) {
-      handle.reading = false
-      handle.readStop()
-    }
-  }
-
-  static #socketOnResume (this: OwnedSocket): void {
-    const handle = (this as net.Socket & { _handle: StreamHandle | null })._handle
-    if (handle !== null && !handle.reading && !(this[kConnection] as WireConnection).destroyed) {
-      handle.reading = true
-      handle.readStart()
-    }
-  }
-
   static #socketOnData (this: OwnedSocket, chunk: Buffer): void {
-    (this[kConnection] as WireConnection).#onData(chunk)
+    (this[kConnection] as WireConnection).onRead(chunk, chunk.length)
   }
 
   static #socketOnEnd (this: OwnedSocket): void {
@@ -342,7 +271,7 @@ class WireConnection {
     this.handler = handler
     this.responded = false
     this.keepAlive = !request.reset
-    this.isHead = request.method === 'HEAD'
+    this.reader.skipBody = request.method === 'HEAD'
     // Abort is bound to this exchange: a late call after the socket moved on does nothing.
     handler.onConnect((error?: Error) => {
       if (this.handler !== handler) return
@@ -429,75 +358,53 @@ class WireConnection {
 
   // --- receiving -------------------------------------------------------------
 
-  /** A read, when llhttp does not consume the socket itself. */
-  #onData (chunk: Buffer): void {
+  /** One read: `buffer[0, bytes)`, in the shared buffer or a 'data' event's chunk. */
+  onRead (buffer: Buffer, bytes: number): void {
+    if (this.destroyed) return
     if (this.handler === null) {
       // Bytes with no request outstanding: the connection cannot be trusted.
       this.destroy(null)
       return
     }
     this.responded = true
-    this.#afterExecute(this.parser.execute(chunk))
-  }
-
-  /** After llhttp parsed one read (called by #onData, or by llhttp itself for a consumed socket). */
-  #afterExecute (result: number | Error): void {
-    const completed = this.completedInRead
-    this.completedInRead = false
-    if (this.destroyed) return
-    if (this.callbackError !== null) {
+    let used: number
+    try {
+      used = this.reader.execute(buffer, 0, bytes)
+    } catch (error) {
       // A handler callback threw (e.g. the client response could not take the head): fail this
       // exchange and drop the connection, never the process.
-      this.destroy(this.callbackError)
+      this.destroy(error instanceof Error ? error : new Error(String(error)))
       return
     }
-    if (result instanceof Error) {
-      // llhttp's own code (HPE_*), as undici's HTTPParserError carries, not UND_ERR_SOCKET: the upstream
+    if (this.destroyed) return
+    if (used < 0) {
+      // llhttp's code (HPE_*), as undici's HTTPParserError carries, not UND_ERR_SOCKET: the upstream
       // answered (badly), so this is no stale-socket failure and the request must not be replayed.
-      const code = (result as Error & { code?: string }).code ?? 'HPE_INVALID'
+      const code = this.reader.error
       this.destroy(new WireError(code, `Invalid upstream response (${code})`))
       return
     }
-    if (this.handler === null) {
-      // Bytes with no request outstanding (not the tail of a response that ended in this read):
-      // the connection cannot be trusted.
-      if (!completed) this.destroy(null)
-      return
-    }
-    // Response bytes arrived (a partial head, say). Not when a response ended in this read: the
-    // handler now is the next request's, sent on the released socket, and nothing of its answer came.
-    if (!completed) this.responded = true
-  }
-
-  #callbackFailed (error: unknown): void {
-    this.callbackError = error instanceof Error ? error : new Error(String(error))
+    // Bytes after a complete response, which no request asked for: the connection cannot be trusted.
+    if (used < bytes) this.destroy(null)
   }
 
   #onEnd (): void {
     // A response delimited by the end of the connection completes here.
-    if (this.handler !== null && this.responded) this.parser.finish()
-    this.destroy(this.callbackError)
+    if (this.handler !== null && this.responded) this.reader.finish()
+    this.destroy(null)
   }
 
-  #onHeadersComplete (_major: number, _minor: number, headers: string[] | undefined, _method: unknown, _url: unknown,
-    statusCode: number, statusText: string, _upgrade: boolean, shouldKeepAlive: boolean): number {
-    // A consumed socket's read is reported after it is parsed: the response has begun now.
-    this.responded = true
-    let list = headers
-    if (list === undefined) {
-      list = this.headersList
-      this.headersList = []
-    }
-    if (statusCode < 200) {
-      // 1xx interim responses are not forwarded (no Expect is ever sent). llhttp ends each one with
-      // its own message-complete (a 103 has no body), which must not complete the exchange.
-      this.interim = true
-      return 0
-    }
+  // --- the reader's target -------------------------------------------------------
+
+  onHead (head: ResponseHead): void {
     const handler = this.handler
-    if (handler === null) return 1
-    if (!shouldKeepAlive) this.keepAlive = false
-    else this.#readKeepAliveHint(list)
+    if (handler === null) return
+    if (!this.reader.keepAlive) this.keepAlive = false
+    else if (head.keepAliveTimeoutS >= 0) {
+      // The upstream's keep-alive hint is trusted minus a margin (as undici does).
+      const hinted = head.keepAliveTimeoutS * 1000 - KEEP_ALIVE_MARGIN_MS
+      this.keepAliveMs = Math.max(0, Math.min(this.pool.options.keepAliveTimeoutMs, hinted))
+    }
     this.bodyAt = performance.now()
     this.setTimer('body', this.pool.options.bodyTimeoutMs)
     // Bound to this exchange: a late 'drain' from a finished exchange's client must not resume a
@@ -505,49 +412,28 @@ class WireConnection {
     const resume = (): void => {
       if (this.handler === handler) this.resume()
     }
-    if (!handler.onHeaders(statusCode, list, resume, statusText)) this.#pause()
-    return this.isHead ? 1 : 0
+    if (!handler.onHeaders(head.statusCode, head, resume, head.statusText)) this.#pause()
   }
 
-  #onBody (chunk: Buffer): void {
+  onBody (chunk: Buffer): void {
     const handler = this.handler
     if (handler === null) return
     if (this.timerKind === 'body') this.bodyAt = performance.now()
     if (!handler.onData(chunk)) this.#pause()
   }
 
-  #onMessageComplete (): void {
-    if (this.interim) {
-      this.interim = false // the end of a 1xx: the final response follows on this connection
-      return
-    }
+  onComplete (): void {
     const handler = this.handler
     if (handler === null) return
-    if (this.headersList.length !== 0) this.headersList = [] // trailers: not forwarded
     // The connection's one timer is re-armed by #release below (idle, or the next request's
     // headers): cleared and made anew here, it was a new Timeout for every request (0.23 KB).
     // It is cleared only while the request body is still being written, until #release.
     if (this.writingBody) this.clearTimer()
     this.handler = null
-    this.completedInRead = true
     // `paused` stays as it is: a socket paused for this response's last chunk is resumed by
     // #release before it serves anyone else (clearing the flag here left it paused for good).
     handler.onComplete(null)
     if (!this.writingBody) this.#release()
-  }
-
-  #readKeepAliveHint (headers: string[]): void {
-    for (let i = 0; i < headers.length; i += 2) {
-      const name = headers[i] as string
-      if (name.length === 10 && name.toLowerCase() === 'keep-alive') {
-        const match = /timeout\s*=\s*(\d+)/i.exec(headers[i + 1] as string)
-        if (match !== null) {
-          const hinted = Number(match[1]) * 1000 - KEEP_ALIVE_MARGIN_MS
-          this.keepAliveMs = Math.max(0, Math.min(this.pool.options.keepAliveTimeoutMs, hinted))
-        }
-        return
-      }
-    }
   }
 
   #pause (): void {
@@ -582,8 +468,8 @@ class WireConnection {
     this.handler = null
     this.pending = null
     this.socket.destroy()
-    // The parser is not closed here: destroy() may run inside one of its callbacks (execute is
-    // still on the stack). Unreferenced, it is freed by the garbage collector like node:http's.
+    // destroy() may run inside one of the reader's callbacks: it reads nothing more of this read.
+    this.reader.halt()
     this.pool.removed(this)
     if (handler === null) return
     if (this.responded && error !== null) {
