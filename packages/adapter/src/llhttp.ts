@@ -1,8 +1,9 @@
 import { createRequire } from 'node:module'
 
 /**
- * Node's own llhttp binding, the C++ parser node:http uses, as the wire engine (responses) and
- * `@apt/server`'s front (requests) drive it. `_http_common` is its (undocumented) home.
+ * Node's own llhttp binding, the C++ parser node:http uses, as `@apt/server`'s front drives it
+ * (requests). `_http_common` is its (undocumented) home. The wire engine reads responses with
+ * its own reader (response-reader.ts).
  */
 
 export interface HTTPParserInstance {

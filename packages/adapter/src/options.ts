@@ -24,8 +24,8 @@ export interface UpstreamClientOptions {
   /** Negotiate HTTP/2 over TLS (ALPN). Default false. HTTP/2 always runs on the undici engine. */
   allowH2?: boolean
   /**
-   * The HTTP/1.1 client: `wire` (default), apt's own keep-alive pool on Node's llhttp
-   * parser, or `undici`'s Pool. `allowH2` selects undici whatever this says.
+   * The HTTP/1.1 client: `wire` (default), apt's own keep-alive pool and response reader, or
+   * `undici`'s Pool. `allowH2` selects undici whatever this says.
    */
   engine?: 'wire' | 'undici'
   /** Request bodies up to this many bytes (by content-length) are collected and sent as one buffer, so a stale-socket failure can replay them. Larger bodies stream. Default 65 536. */
@@ -44,8 +44,8 @@ export interface UpstreamClientOptions {
    */
   directWrite?: boolean
   /**
-   * Wire engine: llhttp reads each upstream socket itself in C++, as node:http's server does,
-   * instead of through the socket's JavaScript stream. Default true.
+   * Wire engine: every upstream socket reads into one shared buffer (the socket's `onread`),
+   * instead of through its JavaScript stream ('data' events, a Buffer per read). Default true.
    */
   wireConsume?: boolean
 }
