@@ -1,4 +1,4 @@
-import { ResponseHead } from './response-reader.js'
+import { NOTED_LENGTH, RESPONSE_HOP_BY_HOP, ResponseHead } from './response-reader.js'
 
 /**
  * Header preparation for the forwarding path. Request headers arrive as Node's
@@ -15,12 +15,6 @@ const REQUEST_DROP = new Set([
 
 /** Credentials a managed-auth proxy replaces with its own upstream key. */
 const CREDENTIAL_HEADERS = new Set(['x-api-key', 'authorization'])
-
-/** Hop-by-hop response headers; Node sets its own framing headers. */
-const RESPONSE_DROP = new Set([
-  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
-  'proxy-authenticate',
-])
 
 export interface RequestHeaderOptions {
   /**
@@ -98,10 +92,6 @@ function removeConnectionTokens (headers: string[], tokens: string): void {
 }
 
 /** Facts read from response headers in the same pass that copies them. */
-/** 1 at every name length that a dropped or noted response header has. */
-const NOTED_LENGTH = new Uint8Array(20)
-for (const name of [...RESPONSE_DROP, 'content-type', 'content-encoding', 'request-id', 'content-length']) NOTED_LENGTH[name.length] = 1
-
 export interface ResponseHeaderFacts {
   isEventStream: boolean
   contentEncoding: string | undefined
@@ -130,7 +120,7 @@ export function copyResponseHeaders (raw: readonly Buffer[] | readonly string[],
     // compared; the many anthropic-ratelimit-* headers skip that work.
     if (name.length < NOTED_LENGTH.length && NOTED_LENGTH[name.length] === 1) {
       const lower = name.toLowerCase()
-      if (RESPONSE_DROP.has(lower)) continue
+      if (RESPONSE_HOP_BY_HOP.has(lower)) continue
       switch (lower) {
         case 'content-length':
           facts.hasContentLength = true

@@ -37,11 +37,13 @@ const HEX = new Int8Array(256).fill(-1)
 for (let c = 0; c < 16; c++) HEX[c.toString(16).charCodeAt(0)] = c
 for (let c = 10; c < 16; c++) HEX[c.toString(16).toUpperCase().charCodeAt(0)] = c
 
-/** Hop-by-hop response headers: read, never forwarded (the proxy frames its own response). */
-const DROPPED = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate'])
-/** 1 at every name length that a dropped or noted header has: other names are not lower-cased. */
-const NOTED_LENGTH = new Uint8Array(20)
-for (const name of [...DROPPED, 'content-length', 'content-type', 'content-encoding', 'request-id']) NOTED_LENGTH[name.length] = 1
+/** Hop-by-hop response headers: read, never forwarded (the proxy frames its own response). Shared with headers.ts. */
+export const RESPONSE_HOP_BY_HOP: ReadonlySet<string> = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate',
+])
+/** 1 at every name length that a dropped or noted response header has: other names are not lower-cased. */
+export const NOTED_LENGTH = new Uint8Array(20)
+for (const name of [...RESPONSE_HOP_BY_HOP, 'content-length', 'content-type', 'content-encoding', 'request-id']) NOTED_LENGTH[name.length] = 1
 
 /** A response head as it arrived, and the facts the proxy reads from it. */
 export class ResponseHead {
@@ -366,7 +368,7 @@ export class ResponseReader {
       const colon = noted[n + 1] as number
       const lineEnd = noted[n + 2] as number
       const name = text.slice(at - start, colon - start).toLowerCase()
-      if (DROPPED.has(name)) {
+      if (RESPONSE_HOP_BY_HOP.has(name)) {
         if (at > runStart) head.runs.push(runStart - first, at - first)
         runStart = lineEnd + 2
         noteHopByHop(name, trimmed(text, colon + 1 - start, lineEnd - start), head)
