@@ -1,10 +1,10 @@
 /**
  * The wire engine's HTTP/1.1 response reader, in JavaScript.
  *
- * It reads a response as bytes: the head is scanned once as one latin1 string, checked, and kept
- * as the bytes it arrived as, so the head that goes to the client is those bytes with the
- * hop-by-hop lines left out (no string per header name and value, no copy of each into a list and
- * back into bytes). Body bytes are handed on as they come, with chunked framing taken off.
+ * It reads a response as bytes: the head is checked in one pass over its bytes (one latin1 string
+ * of it gives the few values the proxy reads) and kept as the bytes it arrived as, so the head
+ * that goes to the client is those bytes with the hop-by-hop lines left out (no string per header
+ * name and value, no copy of each into a list and back into bytes). Body bytes are handed on as they come, with chunked framing taken off.
  * Node's llhttp binding did this before (docs/performance.md, change 41): its header strings,
  * its Buffer per body piece and its four calls into JavaScript per response cost more than the
  * scan, and it read the socket only through its own callbacks.
