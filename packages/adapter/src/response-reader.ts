@@ -16,6 +16,7 @@
  * responses are read and dropped (the engine never sends `expect`); 101 is an error (it never
  * asks to upgrade). Framing follows RFC 9112 §6.3.
  */
+import { Buffer } from 'node:buffer'
 
 /** The largest head accepted (status line and header lines), as Node's default for llhttp. */
 export const MAX_HEAD_BYTES = 16_384

@@ -11,6 +11,8 @@
  * Errors carry undici's codes (UND_ERR_SOCKET, UND_ERR_HEADERS_TIMEOUT, ...) so both
  * engines share one translation to AdapterError and one stale-socket rule.
  */
+import { Buffer } from 'node:buffer'
+import { performance } from 'node:perf_hooks'
 import net from 'node:net'
 import type { Readable } from 'node:stream'
 import tls from 'node:tls'

@@ -1,3 +1,6 @@
+import { Buffer } from 'node:buffer'
+import { performance } from 'node:perf_hooks'
+import process from 'node:process'
 import type { IncomingHttpHeaders, Server } from 'node:http'
 import { STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'

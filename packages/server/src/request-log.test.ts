@@ -57,6 +57,9 @@ describe('logRequest', () => {
     ['a rejected request with no exchange', record({ status: 401, ttfbMs: -1, overheadMs: -1, errorCode: 'APT_SERVER_UNAUTHORIZED' }), null],
     ['quotes, backslashes, control and non-ASCII characters', record({ path: '/v1/messages?q="a\\b"\t\u0001é', usage: { model: 'mödel "x"', usage } as RequestRecord['usage'] }), { upstreamRequestId: 'req_"2"', reusedSocket: false, retried: true }],
     ['a stream with a time to first token', record({ isStream: true, ttftMs: 250.5, route: 'complete' }), { upstreamRequestId: undefined, reusedSocket: false, retried: false }],
+    ['milliseconds that round to .05, .005, a whole number and up to the next one', record({ durationMs: 7.05, ttfbMs: 0.0049999, ttftMs: 3.0004, overheadMs: 0.9996 }), null],
+    ['zero, one-digit and large integers', record({ status: 0, durationMs: 0, bytesOut: Number.MAX_SAFE_INTEGER, usage: { model: 'm', usage: { ...usage, inputTokens: 0, outputTokens: 10 } } as RequestRecord['usage'] }), null],
+    ['numbers JSON writes in other forms', record({ durationMs: 1e300, bytesOut: 1e21, usage: { model: 'm', usage: { ...usage, inputTokens: -3, outputTokens: 0.5 } } as RequestRecord['usage'] }), null],
   ]
 
   test.each(cases)('%s: the same JSON, key for key and in order, as pino wrote from an object', (_name, r, exchange) => {
@@ -99,6 +102,102 @@ describe('logRequest', () => {
     const quiet = capture('warn')
     logRequest(quiet.log, record({}), null)
     expect(quiet.lines).toEqual([])
+  })
+})
+
+describe('logRequest into a BatchedDestination', () => {
+  const usage = { inputTokens: 22, outputTokens: 5, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 }
+  const records: [RequestRecord, { upstreamRequestId: string | undefined, reusedSocket: boolean, retried: boolean } | null][] = [
+    [record({ usage: { model: 'claude-opus-4-8', usage } as RequestRecord['usage'] }), { upstreamRequestId: 'req_011CUj', reusedSocket: true, retried: false }],
+    [record({ status: 401, ttfbMs: -1, overheadMs: -1, errorCode: 'APT_SERVER_UNAUTHORIZED' }), null],
+    [record({ path: '/v1/messages?q="a\\b"\t\u0001é\ud800', usage: { model: 'mödel "x"', usage } as RequestRecord['usage'] }), { upstreamRequestId: 'req_"2"', reusedSocket: false, retried: true }],
+    [record({ isStream: true, ttftMs: 250.5, durationMs: 1234.0005, bytesOut: 0 }), { upstreamRequestId: undefined, reusedSocket: false, retried: false }],
+  ]
+
+  function logged (write: (log: pino.Logger) => void, options: { batchBytes: number, maxPendingBytes?: number }): { text: string, dropped: number } {
+    const dir = mkdtempSync(join(tmpdir(), 'apt-log-'))
+    const file = join(dir, 'out.log')
+    const fd = openSync(file, 'w')
+    const destination = new BatchedDestination({ fd, ...options })
+    write(pino({ level: 'info', timestamp: () => ',"time":1700000000000' }, destination))
+    destination.flushSync()
+    closeSync(fd)
+    return { text: readFileSync(file, 'utf8'), dropped: destination.dropped }
+  }
+
+  function viaStream (write: (log: pino.Logger) => void): string {
+    const lines: string[] = []
+    const stream = new Writable({
+      write (chunk: Buffer, _encoding, callback) {
+        lines.push(chunk.toString('utf8'))
+        callback()
+      },
+    })
+    write(pino({ level: 'info', timestamp: () => ',"time":1700000000000' }, stream))
+    return lines.join('')
+  }
+
+  test('byte for byte the line any other stream receives, across batches, with bindings in and out of ASCII', () => {
+    const write = (log: pino.Logger): void => {
+      const children = [log, log.child({ reqId: 'req-7' }), log.child({ tenant: 'zürich ✓' })]
+      for (let i = 0; i < 300; i++) {
+        const [r, exchange] = records[i % records.length] as (typeof records)[number]
+        logRequest(children[i % children.length] as pino.Logger, r, exchange)
+        if (i % 50 === 0) log.info({ n: i }, 'another line')
+      }
+    }
+    const batched = logged(write, { batchBytes: 1024 })
+    expect(batched.dropped).toBe(0)
+    expect(batched.text).toBe(viaStream(write))
+    expect(batched.text.split('\n').filter(Boolean).map((line) => JSON.parse(line) as unknown)).toHaveLength(306)
+  })
+
+  test('a line longer than a batch holds is written whole, and the lines around it too', () => {
+    const long = record({ path: `/v1/messages?q=${'x'.repeat(5000)}` })
+    const write = (log: pino.Logger): void => {
+      logRequest(log, (records[0] as (typeof records)[number])[0], null)
+      logRequest(log, long, null)
+      logRequest(log, (records[1] as (typeof records)[number])[0], null)
+    }
+    const batched = logged(write, { batchBytes: 256 })
+    expect(batched.text).toBe(viaStream(write))
+    expect(JSON.parse(batched.text.split('\n')[1] as string).path).toBe(long.path)
+  })
+
+  test('past maxPendingBytes request lines are dropped and counted, never half written', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'apt-log-'))
+    const path = join(dir, 'fifo')
+    execFileSync('mkfifo', [path])
+    const writer = openSync(path, constants.O_RDWR | constants.O_NONBLOCK)
+    const reader = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK)
+    try {
+      const destination = new BatchedDestination({ fd: writer, batchBytes: 1024, maxPendingBytes: 16_384 })
+      const log = pino({ level: 'info' }, destination)
+      // About 2 MB into a pipe that holds 64 KB and that nobody reads yet.
+      for (let i = 0; i < 5000; i++) logRequest(log, record({ bytesOut: i }), null)
+      destination.flush()
+      expect(destination.dropped).toBeGreaterThan(0)
+      // Read until every pending batch went out: none may be left to retry into a reused fd.
+      const buffer = Buffer.alloc(1 << 16)
+      let text = ''
+      for (let empty = 0; empty < 3;) {
+        destination.flush()
+        try {
+          const n = readSync(reader, buffer)
+          text += buffer.toString('utf8', 0, n)
+          empty = 0
+        } catch (error) {
+          if ((error as NodeJS.ErrnoException).code !== 'EAGAIN') throw error
+          empty++
+        }
+      }
+      const kept = text.split('\n').filter(Boolean).map((line) => (JSON.parse(line) as { bytes_out: number }).bytes_out)
+      expect(kept.length).toBeGreaterThan(0)
+      expect(kept).toEqual([...kept].sort((a, b) => a - b))
+    } finally {
+      closeSync(writer)
+      closeSync(reader)
+    }
   })
 })
 

@@ -1,3 +1,5 @@
+import { Buffer } from 'node:buffer'
+import { performance } from 'node:perf_hooks'
 import { createBrotliDecompress, createGunzip, createInflate, type Gunzip } from 'node:zlib'
 
 /** Token usage as the API reports it (ANTHROPIC_API.md §7.2). */
