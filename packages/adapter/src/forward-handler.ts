@@ -102,6 +102,11 @@ export class ForwardHandler implements Exchange {
   poolTimer: NodeJS.Timeout | null = null
   /** @internal this exchange's place among its client's running ones, or -1. */
   runningIndex = -1
+  /**
+   * @internal where socket reuse is counted: the client's stats. A field, not a WeakMap entry:
+   * an entry per request cost a write barrier and the scavenger's ephemeron work (change 42).
+   */
+  reuseStats: { hits: number, misses: number } | null = null
 
   readonly #owner: HandlerOwner
   readonly #response: ResponseWithHandler

@@ -78,8 +78,8 @@ function subscribeSendHeaders (): void {
     socket[kServed] = served + 1 // warm-up requests count too: they make the socket "used"
     if (owner === null) return
     owner.reusedSocket = served > 0
-    const stats = statsOf.get(owner)
-    if (stats === undefined) return
+    const stats = owner.reuseStats
+    if (stats === null) return
     if (served > 0) stats.hits++
     else stats.misses++
   })
@@ -127,9 +127,6 @@ interface MutableStats {
   clientAborts: number, errors: number, timeouts: Record<TimeoutKind, number>
 }
 
-/** Which stats object a handler reports to (one per client; a WeakMap keeps the handler class free of it). */
-const statsOf = new WeakMap<ForwardHandler, MutableStats>()
-
 const TIMEOUT_KIND: Partial<Record<string, TimeoutKind>> = {
   APT_ADAPTER_CONNECT_TIMEOUT: 'connect',
   APT_ADAPTER_HEADERS_TIMEOUT: 'headers',
@@ -170,9 +167,8 @@ class UpstreamClientImpl implements UpstreamClient, HandlerOwner {
         onConnectionOpened: () => { stats.connectionsOpened++ },
         onSend: (handler, reused) => {
           takePendingSocketOwner() // set by onConnect for undici's channel, which the wire engine does not publish
-          const forward = handler as unknown as ForwardHandler
-          if (!statsOf.has(forward)) return // warm-up
-          forward.reusedSocket = reused
+          if (!(handler instanceof ForwardHandler)) return // warm-up
+          handler.reusedSocket = reused
           if (reused) stats.hits++
           else stats.misses++
         },
@@ -227,7 +223,7 @@ class UpstreamClientImpl implements UpstreamClient, HandlerOwner {
     const handler = new ForwardHandler(this, response, opts, body === null || Buffer.isBuffer(body), callback, options,
       options?.rewriteBody, request.receivedAt ?? performance.now(), this.options)
     this.#stats.requests++
-    statsOf.set(handler, this.#stats)
+    handler.reuseStats = this.#stats
     this.#running.add(handler)
     if (this.#closed) {
       handler.abort(new AdapterError('APT_ADAPTER_CLOSED', 'The upstream client is closing'))
