@@ -46,3 +46,33 @@ describe('throughput against the reference proxies (gated)', () => {
     expect(noThroughput.rows.find((row) => row.key === 'throughput_ratio_c128')?.status).toBe('MISSING')
   })
 })
+
+describe('paced streams against the load side (gated)', () => {
+  /** A complete run's stall figures: the largest level each target held. */
+  function held (proxy: number, direct: number): BenchResult {
+    const stall = (own: number, ratio: number | null): unknown => ({ events: 64, paceMs: 20, limitMs: 50, levels: [{ streams: 64 }], maxStreamsHeld: own, ratioToDirect: ratio })
+    return {
+      figures: { proxy: { stall: stall(proxy, direct === 0 ? null : proxy / direct) }, direct: { stall: stall(direct, null) } },
+      settings: { concurrencyLevels: [1, 128], ttfeStreams: 100, memoryStreams: 256, testType: 'all' },
+    } as unknown as BenchResult
+  }
+  const pacedBaseline: Baseline = { ...baseline, figures: { paced_streams_ratio: { label: 'p', value: 1, better: 'higher', tolerance: { relative: 0.75 } } } }
+  const row = (proxy: number, direct: number) => compareWithBaseline(pacedBaseline, gateFigures(held(proxy, direct)), { complete: true })
+
+  test('the proxy\'s level ÷ the load side\'s, capped at 1; two levels fewer than the load side is still within 75 %', () => {
+    expect(row(128, 256).rows[0]).toMatchObject({ now: 0.5, status: 'OK' })
+    expect(row(512, 256).rows[0]).toMatchObject({ now: 1, status: 'OK' })
+    expect(row(32, 256).rows[0]).toMatchObject({ now: 0.125, status: 'REGRESSED' })
+  })
+
+  test('a load side that held no level: a proxy that held one counts as 1; neither holding one is SKIPPED, not a regression', () => {
+    const proxyHeld = row(128, 0)
+    expect(proxyHeld.rows[0]).toMatchObject({ now: 1, status: 'OK' })
+    expect(proxyHeld.regressed).toBe(false)
+    const neither = row(0, 0)
+    expect(neither.rows[0]).toMatchObject({ status: 'SKIPPED' })
+    expect(neither.regressed).toBe(false)
+    // A proxy that held nothing while the load side held a level is a regression.
+    expect(row(0, 64).rows[0]).toMatchObject({ now: 0, status: 'REGRESSED' })
+  })
+})

@@ -1,5 +1,5 @@
 import type { EmulatorKind } from './bench-options.js'
-import { type BenchResult, DIRECT, PROXY, type TargetFigures } from './bench-result.js'
+import { type BenchResult, DIRECT, PROXY, type StallFigures, type TargetFigures } from './bench-result.js'
 import { median, round } from './round-statistics.js'
 
 /**
@@ -115,6 +115,25 @@ function errorRate(figures: TargetFigures | undefined): number | null {
   return requests === 0 ? null : errors / requests
 }
 
+/**
+ * Paced streams held ÷ the load side's own level (direct), capped at 1: holding more than the
+ * load side itself is noise of the load side, not a gain. When the load side held no level (a
+ * stall on direct itself, as in run 44), a proxy that held one counts as 1, as any level over
+ * zero would; when neither held one the run says nothing about the proxy, and the figure is
+ * SKIPPED rather than MISSING.
+ */
+function pacedStreamsFigure (own: StallFigures | undefined, direct: StallFigures | undefined): GateFigure {
+  const figure: GateFigure = { key: 'paced_streams_ratio', label: 'paced streams held ÷ direct\'s (max 1)', value: null, better: 'higher' }
+  if (own === undefined || direct === undefined) return figure
+  if (direct.maxStreamsHeld === 0) {
+    if (own.maxStreamsHeld > 0) figure.value = 1
+    else figure.optional = true
+    return figure
+  }
+  figure.value = own.ratioToDirect == null ? null : Math.min(1, own.ratioToDirect)
+  return figure
+}
+
 /** The gated figures of one target of a run (the apt proxy by default). */
 export function gateFigures(result: BenchResult, target = PROXY): GateFigure[] {
   const own = result.figures[target]
@@ -143,13 +162,7 @@ export function gateFigures(result: BenchResult, target = PROXY): GateFigure[] {
     },
     { key: 'cpu_ratio_to_upstream', label: `CPU per request ÷ emulator's, c=${own?.cpu?.concurrency ?? level}`, value: finite(own?.cpu?.ratioToUpstream), better: 'lower' },
     { key: `upstream_reuse_c${own?.reuse?.concurrency ?? level}`, label: `upstream connection reuse, c=${own?.reuse?.concurrency ?? level}`, value: finite(own?.reuse?.reuse), better: 'higher' },
-    {
-      // Capped at 1: holding more than the load side itself is noise of the load side, not a gain.
-      key: 'paced_streams_ratio',
-      label: 'paced streams held ÷ direct\'s (max 1)',
-      value: own?.stall?.ratioToDirect == null ? null : Math.min(1, own.stall.ratioToDirect),
-      better: 'higher',
-    },
+    pacedStreamsFigure(own?.stall, direct?.stall),
     {
       key: 'first_event_p50_ratio',
       label: `time to first event p50 ÷ direct (${own?.ttfe?.streams ?? result.settings.ttfeStreams} streams)`,
