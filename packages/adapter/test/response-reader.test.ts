@@ -216,3 +216,30 @@ describe('ResponseReader: what it refuses, with llhttp\'s codes', () => {
     expect(read).toEqual({ heads: [], body: '', completed: 0 })
   })
 })
+
+describe('ResponseReader: what a head leaves behind', () => {
+  test('the request id and encoding an exchange keeps for its life do not keep the head\'s text alive', async () => {
+    const { setFlagsFromString } = await import('node:v8')
+    const { runInNewContext } = await import('node:vm')
+    setFlagsFromString('--expose-gc')
+    const gc = runInNewContext('gc') as () => void
+    const padding = `x-padding: ${'p'.repeat(8000)}\r\n`
+    const kept: string[] = []
+    const { reader: subject, read } = reader()
+    gc()
+    const before = process.memoryUsage().heapUsed
+    for (let i = 0; i < 400; i++) {
+      const id = `req_011CUj${String(i).padStart(20, '0')}`
+      const bytes = Buffer.from(`HTTP/1.1 200 OK\r\n${padding}request-id: ${id}\r\ncontent-encoding: gzip, x-identity-${i}\r\ncontent-length: 0\r\n\r\n`, 'latin1')
+      expect(subject.execute(bytes, 0, bytes.length)).toBe(bytes.length)
+      const head = read.heads.pop() as ResponseHead
+      expect(head.requestId).toBe(id)
+      kept.push(head.requestId as string, head.contentEncoding as string)
+    }
+    gc()
+    const retained = process.memoryUsage().heapUsed - before
+    // Slices of each head's string would keep 400 × 8 KB (3.2 MB); the values themselves are about 30 KB.
+    expect(retained).toBeLessThan(1_000_000)
+    expect(kept).toHaveLength(800)
+  })
+})
