@@ -280,3 +280,25 @@ describe('BatchedDestination', () => {
   })
 })
 
+
+describe('logRequest with custom levels', () => {
+  test('a logger whose `info` has another value writes the line pino would, at that level', () => {
+    for (const options of [{ customLevels: { info: 35 }, useOnlyCustomLevels: true }, { customLevels: { audit: 45 } }]) {
+      const lines: string[] = []
+      const stream = new Writable({
+        write (chunk: Buffer, _encoding, callback) {
+          lines.push(chunk.toString('utf8'))
+          callback()
+        },
+      })
+      const log = pino({ level: 'info', ...options }, stream)
+      logRequest(log, record({}), null)
+      log.info({ n: 1 }, 'other')
+      expect(lines).toHaveLength(2)
+      const ours = JSON.parse(lines[0] as string) as { level: number, msg: string }
+      const theirs = JSON.parse(lines[1] as string) as { level: number }
+      expect(ours.msg).toBe('request')
+      expect(ours.level).toBe(theirs.level)
+    }
+  })
+})

@@ -16,7 +16,10 @@ import type { RequestRecord } from './metrics.js'
 
 const { chindingsSym, streamSym, timeSym, lsCacheSym } = pino.symbols
 
-type LoggerInternals = Record<symbol, unknown> & { isLevelEnabled (level: string): boolean }
+type LoggerInternals = Record<symbol, unknown> & {
+  isLevelEnabled (level: string): boolean
+  levels: { values: Record<string, number> }
+}
 
 export interface ExchangeFacts {
   upstreamRequestId: string | undefined
@@ -24,7 +27,6 @@ export interface ExchangeFacts {
   retried: boolean
 }
 
-const INFO = 30
 
 /**
  * The request line is encoded byte by byte, straight into the batch it is written with
@@ -180,7 +182,8 @@ export function logRequest (log: object, record: RequestRecord, exchange: Exchan
   if (typeof logger.isLevelEnabled !== 'function' || !logger.isLevelEnabled('info')) return
   const usage = record.usage
   const tokens = usage?.usage
-  const level = (logger[lsCacheSym] as Record<number, string>)[INFO] as string
+  // `info`'s value is the logger's own (30 unless its custom levels say otherwise).
+  const level = (logger[lsCacheSym] as Record<number, string | undefined>)[logger.levels.values.info as number] ?? ''
   const time = (logger[timeSym] as () => string)()
   const bindings = logger[chindingsSym] as string
   const upstreamRequestId = exchange?.upstreamRequestId
