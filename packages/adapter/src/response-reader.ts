@@ -99,21 +99,18 @@ export class ResponseHead {
   }
 }
 
-function trimmed (text: string, start: number, end: number): string {
+/**
+ * `text[start, end)` without its leading and trailing blanks. Given the `buffer` that `text` was
+ * decoded from (`text` starting at `offset` in it), the value is decoded from the bytes again: a
+ * new string that shares nothing with `text`, where a slice of 13 characters or more would be a
+ * view that keeps all of `text` alive.
+ */
+function trimmed (text: string, start: number, end: number, buffer?: Buffer, offset = 0): string {
   let from = start
   let to = end
   while (from < to && isBlank(text.charCodeAt(from))) from++
   while (to > from && isBlank(text.charCodeAt(to - 1))) to--
-  return text.slice(from, to)
-}
-
-/** As `trimmed`, but a new string decoded from `buffer` (where `text` starts at `offset`), sharing nothing with `text`. */
-function decodedTrimmed (buffer: Buffer, offset: number, text: string, start: number, end: number): string {
-  let from = start
-  let to = end
-  while (from < to && isBlank(text.charCodeAt(from))) from++
-  while (to > from && isBlank(text.charCodeAt(to - 1))) to--
-  return buffer.toString('latin1', offset + from, offset + to)
+  return buffer === undefined ? text.slice(from, to) : buffer.toString('latin1', offset + from, offset + to)
 }
 
 function isBlank (code: number): boolean {
@@ -423,10 +420,10 @@ export class ResponseReader {
         break
       }
       case 'content-encoding':
-        head.contentEncoding = decodedTrimmed(buffer, start, text, from, to)
+        head.contentEncoding = trimmed(text, from, to, buffer, start)
         break
       case 'request-id':
-        head.requestId = decodedTrimmed(buffer, start, text, from, to)
+        head.requestId = trimmed(text, from, to, buffer, start)
         break
     }
     return true

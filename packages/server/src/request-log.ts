@@ -42,7 +42,7 @@ let at = 0
 /** Lines for a stream other than a BatchedDestination (or too long for its batch) are encoded here. */
 let scratch: Buffer = Buffer.allocUnsafe(4096)
 
-/** Bytes a number takes at most, as `String(n)` writes it (`-1.2345678901234567e+300`). */
+/** Bytes a number takes at most, as `JSON.stringify(n)` writes it (`-1.2345678901234567e+300`). */
 const NUMBER_BYTES = 26
 
 /** ASCII text, copied as it is (the key names and literals of the line). */
