@@ -281,7 +281,9 @@ export class ForwardHandler implements Exchange {
       this.#pendingHead = headers
       this.#pendingStatusLine = statusLine
       this.#pendingKeepAlive = keepAlive
-      process.nextTick(flushPendingHead, this)
+      // When the reader says the response ends in this read, its end writes the head (#endDirect):
+      // no tick is queued for it (Node's tick object, with its computed keys, costs a runtime call).
+      if (!(headers instanceof ResponseHead && headers.completesInRead)) process.nextTick(flushPendingHead, this)
     }
   }
 

@@ -27,6 +27,18 @@ describe('prepareRequestHeaders', () => {
     ])
   })
 
+  test('drops every hop-by-hop and proxy-owned name in any case, and nothing else of the same length', () => {
+    const dropped = ['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
+      'proxy-authorization', 'proxy-authenticate', 'host', 'expect', 'http2-settings']
+    const raw: string[] = []
+    for (const name of dropped) raw.push(name, 'x', name.toUpperCase(), 'x')
+    // Names as long as dropped ones (the SDK's own among them), and the optional drops left on.
+    const kept = ['user-agent', 'x-stainless-lang', 'anthropic-version', 'tt', 'trailed', 'upgraded', 'x-stainless-runtime',
+      'proxy-authenticatf', 'hosT-', 'accept', 'x-stainless-os', 'x-api-key', 'authorization', 'accept-encoding']
+    for (const name of kept) raw.push(name, 'v')
+    expect(prepareRequestHeaders(raw, passthrough)).toEqual(kept.flatMap((name) => [name.toLowerCase(), 'v']))
+  })
+
   test('drops headers named by Connection', () => {
     expect(prepareRequestHeaders(['Connection', 'close, X-Secret', 'X-Secret', '1', 'x-keep', '2'], passthrough)).toEqual(['x-keep', '2'])
     // Any case and spacing, every line of a repeated name, several names; keep-alive alone drops nothing more.

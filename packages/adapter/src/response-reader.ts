@@ -39,9 +39,28 @@ for (let c = 0; c < 16; c++) HEX[c.toString(16).charCodeAt(0)] = c
 for (let c = 10; c < 16; c++) HEX[c.toString(16).toUpperCase().charCodeAt(0)] = c
 
 /** Hop-by-hop response headers: read, never forwarded (the proxy frames its own response). Shared with headers.ts. */
-export const RESPONSE_HOP_BY_HOP: ReadonlySet<string> = new Set([
+export const RESPONSE_HOP_BY_HOP: readonly string[] = [
   'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate',
-])
+]
+/**
+ * Whether a lower-case response header name is in `RESPONSE_HOP_BY_HOP`. A `switch` compares it
+ * with each name (a length check first) where a `Set` lookup hashed each new name string first.
+ */
+export function isResponseHopByHop (lower: string): boolean {
+  switch (lower) {
+    case 'connection':
+    case 'keep-alive':
+    case 'proxy-connection':
+    case 'transfer-encoding':
+    case 'te':
+    case 'trailer':
+    case 'upgrade':
+    case 'proxy-authenticate':
+      return true
+    default:
+      return false
+  }
+}
 /** 1 at every name length that a dropped or noted response header has: other names are not lower-cased. */
 export const NOTED_LENGTH = new Uint8Array(20)
 for (const name of [...RESPONSE_HOP_BY_HOP, 'content-length', 'content-type', 'content-encoding', 'request-id']) NOTED_LENGTH[name.length] = 1
@@ -74,6 +93,11 @@ export class ResponseHead {
   keepAliveTimeoutS = -1
   /** The status line said HTTP/1.0. */
   http10 = false
+  /**
+   * The whole response is in the read that carried its head (no body, or a content-length body
+   * that arrived with it): the reader completes it before that read's `execute` returns.
+   */
+  completesInRead = false
 
   constructor (statusCode: number, statusText: string, block: Buffer) {
     this.statusCode = statusCode
@@ -168,6 +192,8 @@ export class ResponseReader {
   #statusEnd = 0
   /** [name start, colon, CR] of each line of the head being read whose name has a noted length. */
   readonly #noted: number[] = []
+  /** Bytes of the running read after the head being read. */
+  #afterHead = 0
 
   constructor (target: ResponseTarget, copyBody: boolean) {
     this.#target = target
@@ -283,6 +309,7 @@ export class ResponseReader {
     }
     this.#pending = null
     if (headEnd - 2 - start > MAX_HEAD_BYTES) return this.#fail('HPE_HEADER_OVERFLOW')
+    this.#afterHead = limit - headEnd
     if (!this.#parseHead(source, start, headEnd - 2, pending === null)) return -1
     return pending === null ? headEnd : at + headEnd - pending.length
   }
@@ -375,7 +402,7 @@ export class ResponseReader {
       const colon = noted[n + 1] as number
       const lineEnd = noted[n + 2] as number
       const name = text.slice(at - start, colon - start).toLowerCase()
-      if (RESPONSE_HOP_BY_HOP.has(name)) {
+      if (isResponseHopByHop(name)) {
         if (at > runStart) head.runs.push(runStart - first, at - first)
         runStart = lineEnd + 2
         noteHopByHop(name, trimmed(text, colon + 1 - start, lineEnd - start), head)
@@ -450,6 +477,7 @@ export class ResponseReader {
       }
     }
     this.#state = state
+    head.completesInRead = state === HEAD || (state === LENGTH && this.#remaining <= this.#afterHead)
     this.#target.onHead(head)
     if (state === HEAD && this.#state === HEAD) this.#complete()
     return true

@@ -145,6 +145,48 @@ describe('ResponseReader: the head', () => {
   })
 
   test.each([
+    ['a content-length body in the same read', 'HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}', true],
+    ['a content-length body with part of it in the read', 'HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\n{}', false],
+    ['a content-length of 0', 'HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n', true],
+    ['a 204', 'HTTP/1.1 204 No Content\r\n\r\n', true],
+    ['a chunked body, whole in the read', 'HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n0\r\n\r\n', false],
+    ['a body until the close', 'HTTP/1.1 200 OK\r\n\r\n{}', false],
+  ])('completesInRead: %s → %s', (_name, message, expected) => {
+    const { reader: subject, read } = reader()
+    const bytes = Buffer.from(message, 'latin1')
+    subject.execute(bytes, 0, bytes.length)
+    expect((read.heads[0] as ResponseHead).completesInRead).toBe(expected)
+    // What it promises: the response completed inside that same execute.
+    if (expected) expect(read.completed).toBe(1)
+  })
+
+  test('completesInRead counts only the bytes after the head, when the head itself came in two reads', () => {
+    const { reader: subject, read } = reader()
+    const bytes = Buffer.from('HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}', 'latin1')
+    subject.execute(bytes, 0, 20)
+    subject.execute(bytes, 20, bytes.length)
+    expect((read.heads[0] as ResponseHead).completesInRead).toBe(true)
+    expect(read.completed).toBe(1)
+    const { reader: second, read: secondRead } = reader()
+    second.execute(bytes, 0, 20)
+    second.execute(bytes, 20, bytes.length - 1)
+    expect((secondRead.heads[0] as ResponseHead).completesInRead).toBe(false)
+  })
+
+  test('every hop-by-hop name, in any case, is left out; names as long as them are forwarded', () => {
+    const { reader: subject, read } = reader()
+    const dropped = ['Connection', 'KEEP-ALIVE', 'proxy-connection', 'Transfer-Encoding', 'te', 'Trailer', 'upgrade', 'Proxy-Authenticate']
+    const kept = ['x-connects', 'x-keepalive', 'x-proxy-connects', 'x-transfer-coding', 'tf', 'trailed', 'upgrad-', 'x-proxy-authentic']
+    const lines = [...dropped.map((name) => `${name}: d\r\n`), ...kept.map((name) => `${name}: k\r\n`)]
+    // A transfer coding other than chunked: the body runs until the connection ends.
+    const bytes = Buffer.from(`HTTP/1.1 200 OK\r\n${lines.join('')}\r\n`, 'latin1')
+    expect(subject.execute(bytes, 0, bytes.length)).toBe(bytes.length)
+    const head = read.heads[0] as ResponseHead
+    expect(head.transferEncoding).toBe(true)
+    expect(head.list()).toEqual(kept.flatMap((name) => [name, 'k']))
+  })
+
+  test.each([
     ['HTTP/1.0 200 OK\r\ncontent-length: 1\r\n\r\nx', false],
     ['HTTP/1.0 200 OK\r\nconnection: keep-alive\r\ncontent-length: 1\r\n\r\nx', true],
     ['HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 1\r\n\r\nx', false],
