@@ -544,12 +544,15 @@ class FrontConnection {
     for (let i = 0; i < headers.length; i += 2) {
       const header = headers[i] as string
       const length = header.length
+      // Names of the same length that the SDKs send (x-stainless-os, anthropic-version, accept)
+      // differ in their first letter: only a name that may match is lower-cased.
+      const first = header.charCodeAt(0) | 0x20
       if (length === 14) {
-        if (header.toLowerCase() === 'content-length') contentLength = Number(headers[i + 1])
+        if (first === 0x63 && header.toLowerCase() === 'content-length') contentLength = Number(headers[i + 1])
       } else if (length === 17) {
-        if (header.toLowerCase() === 'transfer-encoding') transferEncoding = true
+        if (first === 0x74 && header.toLowerCase() === 'transfer-encoding') transferEncoding = true
       } else if (length === 6) {
-        if (header.toLowerCase() === 'expect') expect = true
+        if (first === 0x65 && header.toLowerCase() === 'expect') expect = true
       }
     }
     if (name === undefined) {

@@ -595,6 +595,24 @@ describe('the front: the client side of /v1/* on a real connection', () => {
       expect(names).not.toContain('anthropic-beta')
     })
 
+    test('framing headers are read in any case: CONTENT-LENGTH, Transfer-ENCODING and EXPECT', async () => {
+      const proxy = await proxyWith({ limits: { jsonBytes: 100 } })
+      const { socket, reader } = await open(proxy)
+      const large = Buffer.alloc(200, 0x20)
+      socket.write(`POST /v1/messages HTTP/1.1\r\n${REQUEST_HEADERS}CONTENT-LENGTH: ${large.length}\r\n\r\n`)
+      expect((await reader.response()).statusLine).toBe('HTTP/1.1 413 Payload Too Large')
+      await writeAndWait(socket, large)
+
+      socket.write(`POST /v1/messages HTTP/1.1\r\n${REQUEST_HEADERS}Transfer-ENCODING: chunked\r\n\r\n4\r\n{"a"\r\n3\r\n:1}\r\n0\r\n\r\n`)
+      expect((await reader.response()).statusLine).toBe('HTTP/1.1 200 OK')
+      expect((upstream.requests.at(-1) as { body: Buffer }).body.toString('latin1')).toBe('{"a":1}')
+
+      socket.write(`POST /v1/messages HTTP/1.1\r\n${REQUEST_HEADERS}EXPECT: 100-continue\r\ncontent-length: 2\r\n\r\n`)
+      expect((await reader.response(true)).statusLine).toBe('HTTP/1.1 100 Continue')
+      socket.write('{}')
+      expect((await reader.response()).statusLine).toBe('HTTP/1.1 200 OK')
+    })
+
     test('a chunked body, its chunks in separate writes, reaches the upstream byte-exact', async () => {
       const proxy = await proxyWith()
       const { socket, reader } = await open(proxy)
