@@ -87,12 +87,19 @@ function histogramValues (values: MetricValue[], name: string, bounds: readonly 
 
 interface HistogramSeries { labels: Labels, counts: Float64Array, sum: number, count: number }
 
+/**
+ * A series key built by the caller: a string that is the same string object each time (so V8 has
+ * its hash), or a number computed from label indexes. A string built per request (concatenated)
+ * would be flattened and hashed on every lookup.
+ */
+export type SeriesKey = string | number
+
 /** A histogram whose series are created on first use under a caller-built key (e.g. a model name). */
 export class KeyedHistogram extends HistogramMetric {
-  readonly #series = new Map<string, HistogramSeries>()
+  readonly #series = new Map<SeriesKey, HistogramSeries>()
 
   /** Record `value` in the series `key`; `labels` is called only when the series is new. */
-  observe (key: string, labels: () => Labels, value: number): void {
+  observe (key: SeriesKey, labels: () => Labels, value: number): void {
     let series = this.#series.get(key)
     if (series === undefined) {
       series = { labels: labels(), counts: new Float64Array(this.bounds.length), sum: 0, count: 0 }
@@ -121,7 +128,7 @@ export class KeyedCounter {
   readonly aggregator = 'sum'
   readonly name: string
   readonly help: string
-  readonly #series = new Map<string, { labels: Labels, value: number }>()
+  readonly #series = new Map<SeriesKey, { labels: Labels, value: number }>()
 
   constructor (options: { name: string, help: string }) {
     this.name = options.name
@@ -129,7 +136,7 @@ export class KeyedCounter {
   }
 
   /** Add `amount` to the series `key`; `labels` is called only when the series is new. */
-  inc (key: string, labels: () => Labels, amount = 1): void {
+  inc (key: SeriesKey, labels: () => Labels, amount = 1): void {
     const series = this.#series.get(key)
     if (series !== undefined) series.value += amount
     else this.#series.set(key, { labels: labels(), value: amount })

@@ -2,7 +2,7 @@ import type { ConnectionStats } from '@apt/adapter'
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client'
 import { IndexedHistogram, KeyedCounter, KeyedHistogram } from './fast-metrics.js'
 import { type FrontStats, HAND_OFF_REASONS } from './front.js'
-import { boundedLabel, createModelLabeler, ERROR_TYPES, STOP_REASONS } from './model-label.js'
+import { boundedLabel, createBoundedLabeler, createModelLabeler, ERROR_TYPES, STOP_REASONS } from './model-label.js'
 import { ROUTE_NAMES, type RouteName } from './routes-table.js'
 import type { UsageFacts } from './usage-tap.js'
 
@@ -27,18 +27,36 @@ export interface RequestRecord {
   ttftMs: number
 }
 
-const METHODS = new Set(['GET', 'POST', 'DELETE', 'PUT', 'PATCH', 'HEAD', 'OPTIONS'])
+/** Method labels by index; anything else is OTHER (the last). */
+const METHOD_LABELS = ['GET', 'POST', 'DELETE', 'PUT', 'PATCH', 'HEAD', 'OPTIONS', 'OTHER'] as const
+const METHOD_OTHER = METHOD_LABELS.length - 1
+const STATUS_CLASSES = ['1xx', '2xx', '3xx', '4xx', '5xx'] as const
+/** Token types of `apt_tokens_total`, by index. */
+const TOKEN_TYPES = ['input', 'output', 'cache_creation', 'cache_read'] as const
 const DURATION_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600]
 /** Proxy overhead is tens to hundreds of microseconds: buckets from 25 µs to 100 ms. */
 const OVERHEAD_BUCKETS = [0.000025, 0.00005, 0.0001, 0.0002, 0.0004, 0.0008, 0.0016, 0.0032, 0.0064, 0.0128, 0.025, 0.05, 0.1]
 const TOKENS_PER_SECOND_BUCKETS = [1, 5, 10, 20, 40, 80, 160, 320, 640, 1280]
 
-function statusClass (status: number): string {
-  if (status < 200) return '1xx'
-  if (status < 300) return '2xx'
-  if (status < 400) return '3xx'
-  if (status < 500) return '4xx'
-  return '5xx'
+function methodIndex (method: string): number {
+  switch (method) {
+    case 'GET': return 0
+    case 'POST': return 1
+    case 'DELETE': return 2
+    case 'PUT': return 3
+    case 'PATCH': return 4
+    case 'HEAD': return 5
+    case 'OPTIONS': return 6
+    default: return METHOD_OTHER
+  }
+}
+
+function statusClassIndex (status: number): number {
+  if (status < 200) return 0
+  if (status < 300) return 1
+  if (status < 400) return 2
+  if (status < 500) return 3
+  return 4
 }
 
 export interface ServerMetrics {
@@ -91,6 +109,19 @@ export function createServerMetrics (options: {
     registers: [registry],
   })
   const modelLabel = createModelLabeler()
+  const stopReasonLabel = createBoundedLabeler(STOP_REASONS)
+  // A small number per model label (the labeler bounds them): with the route, method and status
+  // class indexes it makes each request's series keys as numbers, where strings concatenated per
+  // request were flattened and hashed at every lookup.
+  const modelIds = new Map<string, number>()
+  function modelId (label: string): number {
+    let id = modelIds.get(label)
+    if (id === undefined) {
+      id = modelIds.size
+      modelIds.set(label, id)
+    }
+    return id
+  }
   // Hot-path series: chosen by index (route, kind) or by a key built once per request.
   const routeSeries = ROUTE_NAMES.map((route) => ({ route }))
   const routeIndex = new Map<RouteName, number>(ROUTE_NAMES.map((route, index) => [route, index]))
@@ -237,13 +268,17 @@ export function createServerMetrics (options: {
     })
   }
 
-  function observeUsage (record: RequestRecord, usage: UsageFacts, model: string): void {
+  function countTokens (model: string, id: number, type: number, amount: number): void {
+    if (amount > 0) tokens.inc(id * TOKEN_TYPES.length + type, () => ({ type: TOKEN_TYPES[type] as string, model }), amount)
+  }
+
+  function observeUsage (record: RequestRecord, usage: UsageFacts, model: string, id: number): void {
     const counts = usage.usage
     if (counts !== undefined) {
-      if (counts.inputTokens > 0) tokens.inc(`input${model}`, () => ({ type: 'input', model }), counts.inputTokens)
-      if (counts.outputTokens > 0) tokens.inc(`output${model}`, () => ({ type: 'output', model }), counts.outputTokens)
-      if (counts.cacheCreationInputTokens > 0) tokens.inc(`cache_creation${model}`, () => ({ type: 'cache_creation', model }), counts.cacheCreationInputTokens)
-      if (counts.cacheReadInputTokens > 0) tokens.inc(`cache_read${model}`, () => ({ type: 'cache_read', model }), counts.cacheReadInputTokens)
+      countTokens(model, id, 0, counts.inputTokens)
+      countTokens(model, id, 1, counts.outputTokens)
+      countTokens(model, id, 2, counts.cacheCreationInputTokens)
+      countTokens(model, id, 3, counts.cacheReadInputTokens)
     }
     if (usage.firstTokenAt > 0 && record.ttftMs >= 0) {
       const labels = (): { model: string } => ({ model })
@@ -252,7 +287,7 @@ export function createServerMetrics (options: {
       if (counts !== undefined && counts.outputTokens > 0 && generatingMs > 0) outputRate.observe(model, labels, counts.outputTokens / (generatingMs / 1000))
     }
     if (usage.stopReason !== undefined) {
-      const reason = boundedLabel(usage.stopReason, STOP_REASONS)
+      const reason = stopReasonLabel(usage.stopReason)
       stopReasons.inc(reason, () => ({ reason }))
     }
     if (usage.streamErrorType !== undefined) streamErrors.inc({ type: boundedLabel(usage.streamErrorType, ERROR_TYPES) })
@@ -261,15 +296,16 @@ export function createServerMetrics (options: {
   return {
     registry,
     observe (record) {
-      const method = METHODS.has(record.method) ? record.method : 'OTHER'
-      const cls = statusClass(record.status)
+      const method = methodIndex(record.method)
+      const cls = statusClassIndex(record.status)
       const usage = record.usage
       const model = usage === undefined ? 'none' : modelLabel(usage.model)
-      const key = record.route + method + cls + model
-      requests.inc(key, () => ({ route: record.route, method, status_class: cls, model }))
+      const id = modelId(model)
       const route = routeIndex.get(record.route) as number
+      const key = ((id * ROUTE_NAMES.length + route) * METHOD_LABELS.length + method) * STATUS_CLASSES.length + cls
+      requests.inc(key, () => ({ route: record.route, method: METHOD_LABELS[method] as string, status_class: STATUS_CLASSES[cls] as string, model }))
       if (record.overheadMs >= 0) overhead.observe(route, record.overheadMs / 1000)
-      if (usage !== undefined) observeUsage(record, usage, model)
+      if (usage !== undefined) observeUsage(record, usage, model, id)
       duration.observe(route * 2 + (record.isStream ? 1 : 0), record.durationMs / 1000)
       if (record.ttfbMs >= 0) ttfb.observe(route, record.ttfbMs / 1000)
       if (record.bytesOut > 0) bytes.inc(record.route, () => ({ route: record.route }), record.bytesOut)

@@ -6,12 +6,25 @@
 export function createModelLabeler (max = 32): (model: string | undefined) => string {
   const seen = new Set<string>()
   const valid = /^[a-z0-9][a-z0-9._:@-]{0,63}$/i
+  // Every response brings its model as a new string; most bring the same model as the one
+  // before. Comparing with that one (a length check and a byte compare) spares hashing the new
+  // string for the set, and the label returned is the first-seen string, whose hash V8 has kept:
+  // maps keyed by it do not hash it again either.
+  let lastModel: string | undefined
+  let lastLabel = 'none'
   return (model) => {
     if (model === undefined) return 'none'
-    if (seen.has(model)) return model
-    if (seen.size >= max || !valid.test(model)) return 'other'
-    seen.add(model)
-    return model
+    if (model === lastModel) return lastLabel
+    let label: string
+    if (seen.has(model)) label = model
+    else if (seen.size >= max || !valid.test(model)) label = 'other'
+    else {
+      seen.add(model)
+      label = model
+    }
+    lastModel = model
+    lastLabel = label
+    return label
   }
 }
 
@@ -24,4 +37,19 @@ export const ERROR_TYPES = new Set([
 
 export function boundedLabel (value: string, allowed: ReadonlySet<string>): string {
   return allowed.has(value) ? value : 'other'
+}
+
+/**
+ * `boundedLabel` for one closed set, remembering the last value: the same value again (the usual
+ * case) is compared, not hashed, and the label returned is the first such string.
+ */
+export function createBoundedLabeler (allowed: ReadonlySet<string>): (value: string) => string {
+  let lastValue: string | undefined
+  let lastLabel = 'other'
+  return (value) => {
+    if (value === lastValue) return lastLabel
+    lastLabel = boundedLabel(value, allowed)
+    lastValue = value
+    return lastLabel
+  }
 }
