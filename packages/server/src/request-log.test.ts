@@ -95,6 +95,37 @@ describe('logRequest', () => {
     }
   })
 
+  test.each([
+    ['pino\'s default (epoch milliseconds)', undefined],
+    ['ISO time', pino.stdTimeFunctions.isoTime],
+    ['no time', false],
+    ['a time function of the application', () => ',"time":"then"'],
+  ] as const)('the time is the logger\'s own: %s', (_name, timestamp) => {
+    const lines: string[] = []
+    const stream = new Writable({
+      write (chunk: Buffer, _encoding, callback) {
+        lines.push(chunk.toString('utf8'))
+        callback()
+      },
+    })
+    const log = pino({ level: 'info', ...(timestamp === undefined ? {} : { timestamp }) }, stream)
+    const before = Date.now()
+    logRequest(log, record({}), null)
+    viaPino(log, record({}), null)
+    const after = Date.now()
+    const [ours, theirs] = lines.map((line) => JSON.parse(line) as Record<string, unknown>)
+    expect(Object.keys(ours as object)).toEqual(Object.keys(theirs as object))
+    if (timestamp === undefined) {
+      expect(ours?.time).toBeGreaterThanOrEqual(before)
+      expect(ours?.time).toBeLessThanOrEqual(after)
+      expect(lines[0]).toMatch(/^\{"level":30,"time":\d{13},"pid":/)
+    } else {
+      // The same piece pino wrote, to within the time between the two lines.
+      expect(typeof ours?.time).toBe(typeof theirs?.time)
+      if (timestamp !== pino.stdTimeFunctions.isoTime) expect(ours?.time).toEqual(theirs?.time)
+    }
+  })
+
   test('a child logger keeps its bindings; a level above info writes nothing', () => {
     const { log, lines } = capture()
     logRequest(log.child({ reqId: 'req-7' }), record({}), null)

@@ -50,6 +50,10 @@ function ascii (text: string): Uint8Array {
   return Buffer.from(text, 'latin1')
 }
 
+const TIME = ascii(',"time":')
+/** pino's default time function (`,"time":` and `Date.now()`): its line piece is written here from the number. */
+const epochTime = pino.stdTimeFunctions.epochTime
+
 const METHOD = ascii(',"method":')
 const PATH = ascii(',"path":')
 const ROUTE = ascii(',"route":')
@@ -184,11 +188,15 @@ export function logRequest (log: object, record: RequestRecord, exchange: Exchan
   const tokens = usage?.usage
   // `info`'s value is the logger's own (30 unless its custom levels say otherwise).
   const level = (logger[lsCacheSym] as Record<number, string | undefined>)[logger.levels.values.info as number] ?? ''
-  const time = (logger[timeSym] as () => string)()
+  const timeFunction = logger[timeSym] as () => string
+  // The default time is written as digits straight from Date.now(): pino's piece is a string made
+  // and concatenated per line, which was then read back a character at a time.
+  const now = timeFunction === epochTime ? Date.now() : -1
+  const time = now < 0 ? timeFunction() : ''
   const bindings = logger[chindingsSym] as string
   const upstreamRequestId = exchange?.upstreamRequestId
   const model = usage?.model
-  const bound = CONSTANT_BYTES + (level.length + time.length + bindings.length + record.route.length) * 3 +
+  const bound = CONSTANT_BYTES + TIME.length + NUMBER_BYTES + (level.length + time.length + bindings.length + record.route.length) * 3 +
     textBytes(record.method) + textBytes(record.path) + textBytes(model) + textBytes(upstreamRequestId) +
     textBytes(record.errorCode) + 8 * NUMBER_BYTES
   const stream = logger[streamSym] as { write (line: string): unknown }
@@ -203,7 +211,11 @@ export function logRequest (log: object, record: RequestRecord, exchange: Exchan
   }
   const start = at
   putRaw(level)
-  putRaw(time)
+  if (now < 0) putRaw(time)
+  else {
+    putBytes(TIME)
+    putDigits(now)
+  }
   putRaw(bindings)
   putBytes(METHOD)
   putText(record.method)
