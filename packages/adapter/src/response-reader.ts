@@ -61,9 +61,33 @@ export function isResponseHopByHop (lower: string): boolean {
       return false
   }
 }
+/** The response header names the reader acts on: the hop-by-hop ones and those whose values it reads. */
+const NOTED_NAMES: readonly string[] = [...RESPONSE_HOP_BY_HOP, 'content-length', 'content-type', 'content-encoding', 'request-id']
 /** 1 at every name length that a dropped or noted response header has: other names are not lower-cased. */
 export const NOTED_LENGTH = new Uint8Array(20)
-for (const name of [...RESPONSE_HOP_BY_HOP, 'content-length', 'content-type', 'content-encoding', 'request-id']) NOTED_LENGTH[name.length] = 1
+for (const name of NOTED_NAMES) NOTED_LENGTH[name.length] = 1
+/** The noted names by length. */
+const NOTED_BY_LENGTH: (readonly string[] | undefined)[] = []
+for (const name of NOTED_NAMES) NOTED_BY_LENGTH[name.length] = [...(NOTED_BY_LENGTH[name.length] ?? []), name]
+
+/**
+ * Which noted name the header name `buffer[from, to)` is, compared without regard to case, or
+ * null: its bytes are compared where a string was sliced from the head and lower-cased (both
+ * allocated, and `toLowerCase` copies a name even when it has no upper-case letter). The bytes are
+ * token characters (checked by the scan), and of those `| 0x20` lower-cases the letters and maps
+ * nothing else onto a letter or onto `-`.
+ */
+function notedName (buffer: Buffer, from: number, to: number): string | null {
+  const candidates = NOTED_BY_LENGTH[to - from]
+  if (candidates === undefined) return null
+  for (let c = 0; c < candidates.length; c++) {
+    const name = candidates[c] as string
+    let i = 0
+    while (i < name.length && ((buffer[from + i] as number) | 0x20) === name.charCodeAt(i)) i++
+    if (i === name.length) return name
+  }
+  return null
+}
 
 /** A response head as it arrived, and the facts the proxy reads from it. */
 export class ResponseHead {
@@ -123,22 +147,36 @@ export class ResponseHead {
   }
 }
 
-/**
- * `text[start, end)` without its leading and trailing blanks. Given the `buffer` that `text` was
- * decoded from (`text` starting at `offset` in it), the value is decoded from the bytes again: a
- * new string that shares nothing with `text`, where a slice of 13 characters or more would be a
- * view that keeps all of `text` alive.
- */
-function trimmed (text: string, start: number, end: number, buffer?: Buffer, offset = 0): string {
+/** `text[start, end)` without its leading and trailing blanks. */
+function trimmed (text: string, start: number, end: number): string {
   let from = start
   let to = end
   while (from < to && isBlank(text.charCodeAt(from))) from++
   while (to > from && isBlank(text.charCodeAt(to - 1))) to--
-  return buffer === undefined ? text.slice(from, to) : buffer.toString('latin1', offset + from, offset + to)
+  return text.slice(from, to)
 }
 
 function isBlank (code: number): boolean {
   return code === 32 || code === 9
+}
+
+/**
+ * The header value `buffer[from, to)` without its leading and trailing blanks, decoded as a string
+ * of its own. The reader decodes only the values it reads, not the whole head: a head string of
+ * about 1 KB per response, and the slices of it, were about a tenth of what a request allocated.
+ */
+function valueAt (buffer: Buffer, from: number, to: number): string {
+  let start = from
+  let end = to
+  while (start < end && isBlank(buffer[start] as number)) start++
+  while (end > start && isBlank(buffer[end - 1] as number)) end--
+  return buffer.toString('latin1', start, end)
+}
+
+/** The reason phrase `buffer[from, to)`; the usual `OK` is not decoded. */
+function reasonAt (buffer: Buffer, from: number, to: number): string {
+  if (to - from === 2 && buffer[from] === 0x4f && buffer[from + 1] === 0x4b) return 'OK'
+  return buffer.toString('latin1', from, to)
 }
 
 /** What the reader tells, in order, for each final response. */
@@ -377,8 +415,7 @@ export class ResponseReader {
       // An interim response, checked like any head, is dropped; the final response follows.
       return statusCode === 101 ? this.#reject('HPE_PAUSED_UPGRADE') : true // an upgrade nobody asked for
     }
-    const text = buffer.toString('latin1', start, end)
-    const statusText = lineEnd > start + 13 ? text.slice(13, lineEnd - start) : ''
+    const statusText = lineEnd > start + 13 ? reasonAt(buffer, start + 13, lineEnd) : ''
     const first = lineEnd + 2 // the first header line, in `buffer`
     let block: Buffer
     if (copy) {
@@ -389,24 +426,25 @@ export class ResponseReader {
     }
     const head = new ResponseHead(statusCode, statusText, block)
     head.http10 = minor === 0
-    if (!this.#readNoted(buffer, text, start, first, end, head)) return false
+    if (!this.#readNoted(buffer, first, end, head)) return false
     return this.#begin(head)
   }
 
   /** Notes the facts of the lines `#scanHead` noted, and records the runs of lines forwarded. */
-  #readNoted (buffer: Buffer, text: string, start: number, first: number, end: number, head: ResponseHead): boolean {
+  #readNoted (buffer: Buffer, first: number, end: number, head: ResponseHead): boolean {
     const noted = this.#noted
     let runStart = first
     for (let n = 0; n < noted.length; n += 3) {
       const at = noted[n] as number
       const colon = noted[n + 1] as number
       const lineEnd = noted[n + 2] as number
-      const name = text.slice(at - start, colon - start).toLowerCase()
+      const name = notedName(buffer, at, colon)
+      if (name === null) continue
       if (isResponseHopByHop(name)) {
         if (at > runStart) head.runs.push(runStart - first, at - first)
         runStart = lineEnd + 2
-        noteHopByHop(name, trimmed(text, colon + 1 - start, lineEnd - start), head)
-      } else if (!this.#noteFact(name, buffer, start, text, colon + 1 - start, lineEnd - start, head)) {
+        noteHopByHop(name, valueAt(buffer, colon + 1, lineEnd), head)
+      } else if (!this.#noteFact(name, buffer, colon + 1, lineEnd, head)) {
         return false
       }
     }
@@ -418,21 +456,22 @@ export class ResponseReader {
   }
 
   /**
-   * One noted header's value, `text[from, to)`; `text` is `buffer` decoded from `start`. Values an
-   * exchange keeps for as long as it lasts (the encoding, the request id) are decoded from the
-   * bytes again rather than sliced from `text`: V8 makes a slice of 13 characters or more a view
-   * of its parent, so a request id kept by an open stream kept the whole head's string (about
-   * 1 KB) with it (docs/performance.md, change 43).
+   * One noted header's value, `buffer[from, to)`. Each value is decoded from the bytes as a string
+   * of its own: a slice of a larger string would keep that string alive for as long as an open
+   * stream keeps the value (the request id; docs/performance.md, change 43).
    */
-  #noteFact (name: string, buffer: Buffer, start: number, text: string, from: number, to: number, head: ResponseHead): boolean {
+  #noteFact (name: string, buffer: Buffer, from: number, to: number, head: ResponseHead): boolean {
     switch (name) {
       case 'content-length': {
-        const value = trimmed(text, from, to)
+        let at = from
+        let end = to
+        while (at < end && isBlank(buffer[at] as number)) at++
+        while (end > at && isBlank(buffer[end - 1] as number)) end--
         if (head.hasContentLength) return this.#reject('HPE_UNEXPECTED_CONTENT_LENGTH')
-        if (value.length === 0 || value.length > 15) return this.#reject('HPE_INVALID_CONTENT_LENGTH')
+        if (end === at || end - at > 15) return this.#reject('HPE_INVALID_CONTENT_LENGTH')
         let length = 0
-        for (let i = 0; i < value.length; i++) {
-          const digit = value.charCodeAt(i) - 48
+        for (; at < end; at++) {
+          const digit = (buffer[at] as number) - 48
           if (digit < 0 || digit > 9) return this.#reject('HPE_INVALID_CONTENT_LENGTH')
           length = length * 10 + digit
         }
@@ -441,16 +480,16 @@ export class ResponseReader {
         break
       }
       case 'content-type': {
-        const value = trimmed(text, from, to)
+        const value = valueAt(buffer, from, to)
         head.contentType = value
         head.isEventStream = value.startsWith('text/event-stream')
         break
       }
       case 'content-encoding':
-        head.contentEncoding = trimmed(text, from, to, buffer, start)
+        head.contentEncoding = valueAt(buffer, from, to)
         break
       case 'request-id':
-        head.requestId = trimmed(text, from, to, buffer, start)
+        head.requestId = valueAt(buffer, from, to)
         break
     }
     return true

@@ -173,6 +173,15 @@ describe('ResponseReader: the head', () => {
     expect((secondRead.heads[0] as ResponseHead).completesInRead).toBe(false)
   })
 
+  test('the facts are read from names in any case; names of the same lengths are not taken for them', () => {
+    const { reader: subject, read } = reader()
+    const bytes = Buffer.from('HTTP/1.1 200 OK\r\nx-request-ix: no\r\nREQUEST-ID: req_upper\r\ncontent-typf: no\r\nContent-TYPE: text/event-stream\r\n' +
+      'content-ENCODING: gzip\r\nxontent-encoding: no\r\nContent-Length: 2\r\ncontent-lengtH_: no\r\n\r\n{}', 'latin1')
+    expect(subject.execute(bytes, 0, bytes.length)).toBe(bytes.length)
+    expect(read.heads[0]).toMatchObject({ requestId: 'req_upper', contentType: 'text/event-stream', isEventStream: true, contentEncoding: 'gzip', hasContentLength: true, contentLength: 2 })
+    expect(read.completed).toBe(1)
+  })
+
   test('every hop-by-hop name, in any case, is left out; names as long as them are forwarded', () => {
     const { reader: subject, read } = reader()
     const dropped = ['Connection', 'KEEP-ALIVE', 'proxy-connection', 'Transfer-Encoding', 'te', 'Trailer', 'upgrade', 'Proxy-Authenticate']
