@@ -24,17 +24,10 @@ const ACCEPT_ENCODING = 4
  * profile with the lookups; docs/performance.md, change 44).
  */
 function requestHeaderKind (lower: string): number {
+  // The hop-by-hop names are those of a response, plus the request's own below.
+  if (isResponseHopByHop(lower)) return lower === 'connection' ? CONNECTION : DROPPED
   switch (lower) {
-    case 'connection':
-      return CONNECTION
-    case 'keep-alive':
-    case 'proxy-connection':
-    case 'transfer-encoding':
-    case 'te':
-    case 'trailer':
-    case 'upgrade':
     case 'proxy-authorization':
-    case 'proxy-authenticate':
     case 'host':
     case 'expect':
     case 'http2-settings':
