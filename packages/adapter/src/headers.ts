@@ -112,8 +112,9 @@ function removeConnectionTokens (headers: string[], tokens: string): void {
   if (value === 'keep-alive' || value === 'close') return
   for (const token of value.split(',')) {
     const name = token.trim()
-    const kind = name === '' ? DROPPED : requestHeaderKind(name)
+    if (name === '') continue
     // Names already dropped need no search.
+    const kind = requestHeaderKind(name)
     if (kind === DROPPED || kind === CONNECTION) continue
     for (let i = headers.length - 2; i >= 0; i -= 2) {
       if (headers[i] === name) headers.splice(i, 2)

@@ -42,33 +42,37 @@ for (let c = 10; c < 16; c++) HEX[c.toString(16).toUpperCase().charCodeAt(0)] = 
 export const RESPONSE_HOP_BY_HOP: readonly string[] = [
   'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'proxy-authenticate',
 ]
+
+/** `names` grouped by their length, for comparisons without a hash (a new string's is not known). */
+function byLength (names: readonly string[]): (readonly string[] | undefined)[] {
+  const out: string[][] = []
+  for (const name of names) {
+    const same = out[name.length]
+    if (same === undefined) out[name.length] = [name]
+    else same.push(name)
+  }
+  return out
+}
+
+const HOP_BY_HOP_BY_LENGTH = byLength(RESPONSE_HOP_BY_HOP)
+
 /**
- * Whether a lower-case response header name is in `RESPONSE_HOP_BY_HOP`. A `switch` compares it
- * with each name (a length check first) where a `Set` lookup hashed each new name string first.
+ * Whether a lower-case response header name is in `RESPONSE_HOP_BY_HOP`: compared with the names
+ * of its length, where a `Set` lookup hashed each new name string first.
  */
 export function isResponseHopByHop (lower: string): boolean {
-  switch (lower) {
-    case 'connection':
-    case 'keep-alive':
-    case 'proxy-connection':
-    case 'transfer-encoding':
-    case 'te':
-    case 'trailer':
-    case 'upgrade':
-    case 'proxy-authenticate':
-      return true
-    default:
-      return false
-  }
+  const candidates = HOP_BY_HOP_BY_LENGTH[lower.length]
+  if (candidates === undefined) return false
+  for (let c = 0; c < candidates.length; c++) if (candidates[c] === lower) return true
+  return false
 }
+
 /** The response header names the reader acts on: the hop-by-hop ones and those whose values it reads. */
 const NOTED_NAMES: readonly string[] = [...RESPONSE_HOP_BY_HOP, 'content-length', 'content-type', 'content-encoding', 'request-id']
 /** 1 at every name length that a dropped or noted response header has: other names are not lower-cased. */
 export const NOTED_LENGTH = new Uint8Array(20)
 for (const name of NOTED_NAMES) NOTED_LENGTH[name.length] = 1
-/** The noted names by length. */
-const NOTED_BY_LENGTH: (readonly string[] | undefined)[] = []
-for (const name of NOTED_NAMES) NOTED_BY_LENGTH[name.length] = [...(NOTED_BY_LENGTH[name.length] ?? []), name]
+const NOTED_BY_LENGTH = byLength(NOTED_NAMES)
 
 /**
  * Which noted name the header name `buffer[from, to)` is, compared without regard to case, or
