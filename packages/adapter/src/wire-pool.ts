@@ -129,7 +129,11 @@ class WireConnection implements ResponseTarget {
   keepAliveMs: number
   timer: NodeJS.Timeout | null = null
   timerKind: 'connect' | 'headers' | 'body' | 'idle' | null = null
+  /** The Timeout's duration, and when it fires (performance.now(), at the latest). */
   timerMs = 0
+  timerAt = 0
+  /** When the current phase times out (performance.now()); the body's is `bodyAt` + its timeout. */
+  deadline = 0
   /** When the response body last moved (performance.now()): the body timer is checked lazily against it. */
   bodyAt = 0
   readonly resume: () => void
@@ -213,27 +217,41 @@ class WireConnection implements ResponseTarget {
 
   // --- timers: one Timeout per connection, re-armed per phase --------------
 
-  setTimer (kind: 'connect' | 'headers' | 'body' | 'idle', ms: number): void {
+  setTimer (kind: 'connect' | 'headers' | 'body' | 'idle', ms: number, now = performance.now()): void {
     if (ms <= 0) {
       this.clearTimer()
       return
     }
     this.timerKind = kind
+    const deadline = now + ms
+    this.deadline = deadline
     const timer = this.timer
-    if (timer !== null) {
-      // One Timeout per connection, re-armed: its duration changes two or three times per
-      // request (headers, body, idle), and a new Timeout and closure each time was 0.6 KB of
-      // garbage per request (docs/performance.md, change 32). `refresh()` files the timer under
-      // its `_idleTimeout`, as `timers.active()` did for `enroll()`.
-      if (this.timerMs !== ms) {
-        (timer as NodeJS.Timeout & { _idleTimeout: number })._idleTimeout = ms
-        this.timerMs = ms
-      }
-      timer.refresh()
+    if (timer === null) {
+      this.timerMs = ms
+      this.timerAt = deadline
+      this.timer = setTimeout(onWireTimer, ms, this).unref()
       return
     }
-    this.timerMs = ms
-    this.timer = setTimeout(onWireTimer, ms, this).unref()
+    // A Timeout that fires no later than this deadline is left as it is: it then finds the phase's
+    // deadline still ahead and waits out the rest (onTimeout). A request moves through three phases
+    // (headers, body, idle), each usually ending later than the one before, and re-arming the
+    // Timeout for each moved it between Node's timer lists three times a request.
+    if (this.timerAt <= deadline) return
+    this.#arm(timer, ms, deadline)
+  }
+
+  /**
+   * Re-arm the connection's one Timeout: a new Timeout and closure per phase was 0.6 KB of garbage
+   * per request (docs/performance.md, change 32). `refresh()` files the timer under its
+   * `_idleTimeout`, as `timers.active()` did for `enroll()`, and re-activates a fired one.
+   */
+  #arm (timer: NodeJS.Timeout, ms: number, at: number): void {
+    if (this.timerMs !== ms) {
+      (timer as NodeJS.Timeout & { _idleTimeout: number })._idleTimeout = ms
+      this.timerMs = ms
+    }
+    this.timerAt = at
+    timer.refresh()
   }
 
   clearTimer (): void {
@@ -248,20 +266,24 @@ class WireConnection implements ResponseTarget {
   /** The connection's timer fired (`onWireTimer`). */
   onTimeout (): void {
     const kind = this.timerKind
+    const timer = this.timer
+    if (kind === null || timer === null) return
+    const now = performance.now()
+    // Body progress moves the body's deadline without touching the Timeout; the other phases'
+    // deadlines may lie past a Timeout left armed for an earlier one (setTimer).
+    const deadline = kind === 'body' ? this.bodyAt + this.pool.options.bodyTimeoutMs : this.deadline
+    const left = Math.ceil(deadline - now)
+    if (left >= 1) {
+      this.#arm(timer, left, now + left)
+      return
+    }
     this.timer = null
     this.timerKind = null
     this.timerMs = 0
     switch (kind) {
       case 'connect': this.destroy(new WireError('UND_ERR_CONNECT_TIMEOUT', 'Connect Timeout Error')); break
       case 'headers': this.destroy(new WireError('UND_ERR_HEADERS_TIMEOUT', 'Headers Timeout Error')); break
-      case 'body': {
-        // Body progress does not re-arm the timer (a timer list insert per chunk); it is checked here.
-        const limit = this.pool.options.bodyTimeoutMs
-        const left = limit - (performance.now() - this.bodyAt)
-        if (left >= 1) this.setTimer('body', Math.ceil(left))
-        else this.destroy(new WireError('UND_ERR_BODY_TIMEOUT', 'Body Timeout Error'))
-        break
-      }
+      case 'body': this.destroy(new WireError('UND_ERR_BODY_TIMEOUT', 'Body Timeout Error')); break
       case 'idle': this.destroy(null); break
     }
   }
@@ -355,7 +377,8 @@ class WireConnection implements ResponseTarget {
   }
 
   #bodyProgress (): void {
-    if (this.timerKind === 'headers') this.timer?.refresh()
+    // The headers timeout counts from the request's last byte: its deadline moves, the Timeout stays.
+    if (this.timerKind === 'headers') this.deadline = performance.now() + this.pool.options.headersTimeoutMs
   }
 
   // --- receiving -------------------------------------------------------------
@@ -408,7 +431,7 @@ class WireConnection implements ResponseTarget {
       this.keepAliveMs = Math.max(0, Math.min(this.pool.options.keepAliveTimeoutMs, hinted))
     }
     this.bodyAt = performance.now()
-    this.setTimer('body', this.pool.options.bodyTimeoutMs)
+    this.setTimer('body', this.pool.options.bodyTimeoutMs, this.bodyAt)
     // Bound to this exchange: a late 'drain' from a finished exchange's client must not resume a
     // socket that a later exchange paused for its own back-pressure.
     const resume = (): void => {

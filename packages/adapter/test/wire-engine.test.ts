@@ -186,6 +186,45 @@ describe('wire engine', () => {
     expect(exchanges.map((exchange) => exchange.reusedSocket)).toEqual([false, true, true])
   })
 
+  test('each phase keeps its own timeout though the one timer is left armed for an earlier one: headers after idle, then idle itself', async () => {
+    const sockets: Socket[] = []
+    const closed: Socket[] = []
+    const upstream = createServer((request, response) => {
+      if (!sockets.includes(request.socket)) {
+        sockets.push(request.socket)
+        request.socket.on('close', () => closed.push(request.socket))
+      }
+      if (request.url !== '/hang') response.end('ok')
+    })
+    const origin = await listen(upstream)
+    const client = wireClient(origin, { maxConnections: 1, keepAliveTimeoutMs: 300, headersTimeoutMs: 600 })
+    const { url } = await front(client)
+    expect(await (await fetch(`${url}/ok`)).text()).toBe('ok')
+    // The timer now fires 300 ms after that response (idle); the headers phase below ends later.
+    await sleep(100)
+    const sent = performance.now()
+    const hung = await fetch(`${url}/hang`)
+    const waited = performance.now() - sent
+    expect(hung.status).toBe(502)
+    expect(client.stats().timeouts.headers).toBe(1)
+    // Not at the idle timer's 200 ms, and not long after the headers timeout either.
+    expect(waited).toBeGreaterThanOrEqual(590)
+    expect(waited).toBeLessThan(3000)
+    await waitFor(() => closed.length === 1, 'the timed-out connection to close')
+
+    // Idle: reused inside the keep-alive timeout, closed by the pool once it has passed.
+    expect(await (await fetch(`${url}/ok`)).text()).toBe('ok')
+    await sleep(150)
+    expect(await (await fetch(`${url}/ok`)).text()).toBe('ok')
+    expect(sockets).toHaveLength(2)
+    const released = performance.now()
+    await waitFor(() => closed.length === 2, 'the idle connection to close')
+    const idled = performance.now() - released
+    expect(idled).toBeGreaterThanOrEqual(280)
+    expect(idled).toBeLessThan(3000)
+    expect(client.stats()).toMatchObject({ connectionsOpened: 2, hits: 2 })
+  })
+
   test('an upstream Keep-Alive: timeout=N hint is trusted minus 1 s: the pool drops the idle socket before the upstream would', async () => {
     const sockets: Socket[] = []
     /** How each upstream socket ended: 'end' when the client closed it, 'close' when the server timed it out. */
