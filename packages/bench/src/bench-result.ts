@@ -182,6 +182,21 @@ export interface TargetFigures {
   cpu?: CpuFigures | null
 }
 
+/**
+ * One-byte TCP round trips from the load side's CPU to the proxies' CPU and back (an echo
+ * server pinned where the proxies run, none of them running), medians over the latency rounds.
+ * A proxy on its own CPU adds two such crossings to every request at concurrency 1
+ * (client → proxy → upstream and back), so about twice this is the machine's floor under the
+ * added latency, whatever the proxy.
+ */
+export interface CrossCoreFigures {
+  rounds: number
+  fromCpus: string | null
+  toCpus: string | null
+  p50Us: number
+  p99Us: number
+}
+
 export interface MachineFacts {
   cpus: number
   cpuModel: string
@@ -219,6 +234,8 @@ export interface BenchResult {
   machine: MachineFacts
   targets: TargetInfo[]
   figures: Record<string, TargetFigures>
+  /** The machine's cross-core round trip (latency test, pinned runs); null when not measured. Absent in older results. */
+  crossCore?: CrossCoreFigures | null
   /** Largest load-generator CPU use seen in any measured window, % of one core. */
   generatorMaxCpuPercent: number
   timeline: { samples: TimelineSample[], phases: TimelinePhase[] }

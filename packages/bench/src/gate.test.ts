@@ -76,3 +76,36 @@ describe('paced streams against the load side (gated)', () => {
     expect(row(0, 64).rows[0]).toMatchObject({ now: 0, status: 'REGRESSED' })
   })
 })
+
+describe('added latency at c=1 against the cross-core round trip (gated)', () => {
+  function latency (added50: number, added99: number, crossCore: { p50Us: number } | null): BenchResult {
+    return {
+      figures: { proxy: { latency: { addedP50Us: added50, addedP99Us: added99 } }, direct: { latency: { p50Ms: 0.03 } } },
+      crossCore: crossCore === null ? null : { rounds: 5, fromCpus: '1', toCpus: '0', p99Us: crossCore.p50Us * 2, ...crossCore },
+      settings: { concurrencyLevels: [1, 128], ttfeStreams: 100, memoryStreams: 256, testType: 'all' },
+    } as unknown as BenchResult
+  }
+  const latencyBaseline: Baseline = {
+    ...baseline,
+    figures: {
+      added_latency_p50_per_crossing: { label: 'p50', value: 2, better: 'lower', tolerance: { relative: 0.5, absolute: 0.5 } },
+      added_latency_p99_per_crossing: { label: 'p99', value: 4, better: 'lower', tolerance: { relative: 2, absolute: 1 } },
+    },
+  }
+
+  test('the added p50 and p99 are divided by the round trip\'s p50, not by direct\'s', () => {
+    const figures = gateFigures(latency(200, 400, { p50Us: 100 }))
+    expect(figures.find((figure) => figure.key === 'added_latency_p50_per_crossing')).toMatchObject({ value: 2, better: 'lower', optional: false })
+    expect(figures.find((figure) => figure.key === 'added_latency_p99_per_crossing')?.value).toBe(4)
+    // The same proxy on a machine whose crossings cost half as much: twice the ratio, a regression.
+    const report = compareWithBaseline(latencyBaseline, gateFigures(latency(200, 400, { p50Us: 50 })), { complete: true })
+    expect(report.rows.filter((row) => row.key.startsWith('added_')).map((row) => [row.key, row.status])).toEqual([['added_latency_p50_per_crossing', 'REGRESSED'], ['added_latency_p99_per_crossing', 'OK']])
+    expect(report.regressed).toBe(true)
+  })
+
+  test('a run without the round trip (not pinned) skips both figures instead of failing', () => {
+    const report = compareWithBaseline(latencyBaseline, gateFigures(latency(200, 400, null)), { complete: true })
+    expect(report.rows.filter((row) => row.key.startsWith('added_')).map((row) => row.status)).toEqual(['SKIPPED', 'SKIPPED'])
+    expect(report.regressed).toBe(false)
+  })
+})

@@ -44,6 +44,7 @@ function distFile(relative: string): string {
 }
 
 export const EMULATOR_MAIN = distFile('emulator-main.js')
+export const ECHO_MAIN = distFile('echo-main.js')
 export const UPSTREAM_STATS_HOOK = distFile('upstream-stats-hook.js')
 export const DEFAULT_PROXY_ENTRY = new URL('../../../apps/proxy/dist/main.js', import.meta.url).pathname
 

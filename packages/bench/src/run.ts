@@ -8,6 +8,7 @@ import { type BenchSettings, type CompareTarget, type RunOptions, resolveSetting
 import {
   type BenchResult,
   type CpuFigures,
+  type CrossCoreFigures,
   DIRECT,
   type LatencyFigures,
   type MemoryFigures,
@@ -24,9 +25,11 @@ import {
   type TimelineSample,
   type TtfeFigures,
 } from './bench-result.js'
+import { type RoundTripSummary, runRoundTripClient } from './cross-core.js'
 import { runClosedLoop } from './load-generator.js'
 import {
   DEFAULT_PROXY_ENTRY,
+  ECHO_MAIN,
   type EmulatorProcess,
   type ManagedProcess,
   StartupError,
@@ -128,6 +131,10 @@ class BenchRun {
   readonly #phases: TimelinePhase[] = []
   readonly #owned: ManagedProcess[] = []
   #emulator: EmulatorProcess | null = null
+  /** The echo server on the proxies' CPU, for the cross-core round trip; null when not measured. */
+  #echo: ManagedProcess | null = null
+  /** Cross-core round trips by latency round. */
+  readonly #crossCore = new Map<number, RoundTripSummary>()
   #pinning!: Pinning
   #directory = ''
   #sampler: NodeJS.Timeout | undefined
@@ -283,6 +290,7 @@ class BenchRun {
       )
       this.#owned.push(proxy)
       this.#addTarget(PROXY, 'proxy', proxy, proxy.url, { cpus: this.#pinning.proxyCpus })
+      await this.#startEcho(proxyPrefix)
     } else {
       upstreamUrl = options.upstream ?? null
       if (upstreamUrl !== null) this.#addTarget(DIRECT, 'direct', null, upstreamUrl, { cpus: null })
@@ -349,6 +357,7 @@ class BenchRun {
     const count = this.#active().length
     let total = count * (s.quick ? 500 : 1000)
     if (this.#runs('latency')) total += s.latencyRounds * count * ((s.latencyRequests + s.latencyWarmupRequests) * 0.6 + 50)
+    if (this.#echo !== null) total += s.latencyRounds * (s.latencyRequests * 0.2 + 50)
     if (this.#runs('concurrent')) {
       for (const level of s.concurrencyLevels) total += s.rounds * count * ((level >= 64 ? 3 * s.warmupMs + STEADY_EVERY_MS : s.warmupMs) + s.durationMs + 150)
     }
@@ -465,11 +474,52 @@ class BenchRun {
     return round(Math.max(0, two - one) / streams, 2)
   }
 
+  /** The echo server for the cross-core round trip, when the proxies and the load side have CPUs of their own. */
+  async #startEcho(proxyPrefix: string[]): Promise<void> {
+    // The load side's CPU is the upstream's (the CLI pins its load generator there too).
+    const { proxyCpus, upstreamCpus } = this.#pinning
+    if (!this.#runs('latency') || proxyCpus === null || upstreamCpus === null || proxyCpus === upstreamCpus) return
+    try {
+      const echo = await startCommandProcess(proxyPrefix, { name: 'cross-core echo', command: `exec "${process.execPath}" "${ECHO_MAIN}"`, upstreamUrl: '', directory: this.#directory }, this.#signal)
+      this.#owned.push(echo)
+      this.#echo = echo
+    } catch (error) {
+      if (!(error instanceof StartupError)) throw error
+      this.#note(`cross-core round trip: not measured, the echo server did not start: ${error.message}`)
+    }
+  }
+
+  /** One round of the cross-core round trip, every proxy stopped (their CPU idle, as between requests at c=1). */
+  async #crossCoreRound(roundIndex: number): Promise<void> {
+    const echo = this.#echo
+    if (echo === null || echo.exited !== null) return
+    const s = this.#settings
+    await this.#step('latency', `cross-core round trip round ${roundIndex + 1}/${s.latencyRounds}`, s.latencyRequests * 0.2 + 50, async () => {
+      for (const target of this.#targets) if (target.process !== null && target.info.kind !== 'direct') target.process.pause()
+      const port = Number(new URL(echo.url).port)
+      try {
+        this.#crossCore.set(roundIndex, await runRoundTripClient(pinPrefix(this.#pinning.upstreamCpus), ECHO_MAIN, { port, warmup: s.latencyWarmupRequests, count: s.latencyRequests, signal: this.#signal }))
+      } catch (error) {
+        if (!this.#aborted) this.#note(`cross-core round trip, round ${roundIndex + 1}: not measured (${(error as Error).message})`)
+      }
+    })
+  }
+
+  #crossCoreFigures(): CrossCoreFigures | null {
+    if (this.#crossCore.size === 0) return null
+    const rounds = [...this.#crossCore.values()]
+    const p50Us = median(rounds.map((summary) => summary.p50Us))
+    const p99Us = median(rounds.map((summary) => summary.p99Us))
+    if (p50Us === null || p99Us === null) return null
+    return { rounds: rounds.length, fromCpus: this.#pinning.upstreamCpus, toCpus: this.#pinning.proxyCpus, p50Us: Math.round(p50Us), p99Us: Math.round(p99Us) }
+  }
+
   async #latency(): Promise<void> {
     const s = this.#settings
     const request = messageRequest({ stream: false })
     this.#phase('latency c=1')
     for (let roundIndex = 0; roundIndex < s.latencyRounds && !this.#aborted; roundIndex++) {
+      await this.#crossCoreRound(roundIndex)
       for (const target of this.#active()) {
         if (this.#aborted) return
         const estimate = (s.latencyRequests + s.latencyWarmupRequests) * 0.6 + 50
@@ -946,6 +996,7 @@ class BenchRun {
       },
       targets: this.#targets.map((target) => target.info),
       figures: this.#figures(),
+      crossCore: this.#crossCoreFigures(),
       generatorMaxCpuPercent: this.#generatorMaxCpuPercent,
       timeline: { samples: this.#samples, phases: this.#phases },
       notes: this.#notes,

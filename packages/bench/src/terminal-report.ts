@@ -89,7 +89,13 @@ function latencySection(result: BenchResult, names: string[]): string[] {
   })
   table.row('Added latency P50 (µs)', (name) => (name === DIRECT ? '-' : signed(get(name)?.addedP50Us)))
   table.row('Added latency P99 (µs)', (name) => (name === DIRECT ? '-' : signed(get(name)?.addedP99Us)))
-  return [...lines, ...table.lines()]
+  const floor = result.crossCore
+  const footer = floor == null
+    ? []
+    : ['', `Cross-core round trip (a one-byte echo, CPU ${floor.fromCpus} → ${floor.toCpus} → ${floor.fromCpus}, no proxy running): P50 ${floor.p50Us} µs, P99 ${floor.p99Us} µs.`,
+        'A proxy on its own CPU makes two such trips per request (client → proxy → client, proxy → upstream → proxy) where direct',
+        `stays on one CPU: ${2 * floor.p50Us} µs at P50 is what this machine charges any proxy here for them (echo work included).`]
+  return [...lines, ...table.lines(), ...footer]
 }
 
 function concurrentSection(result: BenchResult, names: string[]): string[] {
