@@ -47,7 +47,12 @@ export interface Exchange {
 
 /** A side observer of the response bytes: it sees each chunk after it was written to the client. */
 export interface ResponseObserver {
+  /**
+   * With `copiesData`, `chunk` may be a view of a buffer that is reused once the call returns:
+   * the observer copies whatever it keeps. Without it, chunks are the observer's to keep.
+   */
   data (chunk: Buffer): void
+  readonly copiesData?: boolean
 }
 
 export interface ExchangeHooks {
@@ -131,8 +136,15 @@ export class ForwardHandler implements Exchange {
   #socket: Socket | null = null
   /** Direct write of a body without content-length: each chunk is framed here. */
   #chunked = false
-  /** The client socket is corked until the end of this tick. */
+  /** The client socket is corked until the end of this tick (or of this upstream read). */
   #holding = false
+  /**
+   * The wire engine calls `onReadEnd()` after each upstream read: what a read produces is then
+   * written at its end, with no tick queued and, for the usual one event per read, no cork.
+   */
+  #readEnds = false
+  /** The one buffer this read produced so far, written at the read's end (`#readEnds`). */
+  #deferred: Buffer | null = null
   /**
    * Direct write of a body with content-length: the head, kept until the first body chunk of
    * this tick so that both leave in one buffer and one write() (or alone at the end of the tick).
@@ -198,6 +210,7 @@ export class ForwardHandler implements Exchange {
     let list: string[] | null = null
     if (rawHeaders instanceof ResponseHead) {
       facts = rawHeaders
+      this.#readEnds = true
     } else {
       facts = { isEventStream: false, contentEncoding: undefined, requestId: undefined, contentType: undefined, hasContentLength: false }
       list = copyResponseHeaders(rawHeaders, facts)
@@ -273,8 +286,7 @@ export class ForwardHandler implements Exchange {
       const end = this.#chunked ? CHUNKED_END : HEAD_END
       const head = Buffer.allocUnsafe(responseHeadLength(statusLine, headers, keepAlive, end))
       writeResponseHead(head, statusLine, headers, keepAlive, end)
-      this.#hold(socket)
-      socket.write(head)
+      this.#send(socket, head)
     } else {
       // A JSON message usually arrives whole in the read that carried its head: one buffer, one
       // write() and no corked writev (whose per-chunk bookkeeping allocated ~1.9 KB a request).
@@ -316,6 +328,60 @@ export class ForwardHandler implements Exchange {
     process.nextTick(release, this, socket)
   }
 
+  /**
+   * Write `buffer` as part of what this upstream read produces. With the wire engine the first
+   * buffer of a read waits for the read's end (`onReadEnd`) and leaves with one plain write();
+   * a second one corks the socket and both leave in one writev there. Otherwise as `#hold`.
+   * The return value is write()'s, or true while the buffer waits (`onReadEnd` reports it then).
+   */
+  #send (socket: Socket, buffer: Buffer): boolean {
+    if (!this.#readEnds) {
+      this.#hold(socket)
+      return socket.write(buffer)
+    }
+    if (this.#holding) return socket.write(buffer)
+    if (this.#deferred === null) {
+      this.#deferred = buffer
+      return true
+    }
+    this.#flushDeferred(socket)
+    return socket.write(buffer)
+  }
+
+  /** A buffer waiting for the read's end goes first, corked, before anything else is written. */
+  #flushDeferred (socket: Socket): void {
+    const deferred = this.#deferred
+    if (deferred === null) return
+    this.#deferred = null
+    if (!this.#holding) {
+      this.#holding = true
+      socket.cork()
+    }
+    socket.write(deferred)
+  }
+
+  /**
+   * @internal the wire engine finished an upstream read: what it produced leaves now. False when
+   * the client socket is full (the engine pauses the upstream socket until 'drain').
+   */
+  onReadEnd (): boolean {
+    const socket = this.#socket
+    if (socket === null || this.#settled) return true
+    let written = true
+    const deferred = this.#deferred
+    if (deferred !== null) {
+      this.#deferred = null
+      written = socket.write(deferred)
+    } else if (this.#holding) {
+      this.#holding = false
+      socket.uncork()
+      written = socket.writableLength < socket.writableHighWaterMark
+    }
+    if (written) return true
+    this.#awaitDrain(socket)
+    return false
+  }
+
   /** @internal the end of a #hold; false when the hold was already released (#endDirect). */
   released (): boolean {
     const holding = this.#holding
@@ -329,15 +395,11 @@ export class ForwardHandler implements Exchange {
       if (typeof chunk !== 'string' && chunk.length <= FRAME_COPY_BYTES) {
         const joined = this.#takePendingHead(chunk.length)
         chunk.copy(joined, joined.length - chunk.length)
-        return socket.write(joined)
+        return this.#readEnds ? this.#send(socket, joined) : socket.write(joined)
       }
-      const head = this.#takePendingHead(0)
-      this.#hold(socket)
-      socket.write(head)
-    } else {
-      this.#hold(socket)
+      this.#send(socket, this.#takePendingHead(0))
     }
-    if (!this.#chunked) return socket.write(chunk)
+    if (!this.#chunked) return typeof chunk === 'string' ? this.#sendString(socket, chunk) : this.#send(socket, chunk)
     const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
     const length = data.length
     if (length === 0) return true
@@ -352,8 +414,10 @@ export class ForwardHandler implements Exchange {
       at += data.copy(framed, at)
       framed[at++] = 13
       framed[at] = 10
-      return socket.write(framed)
+      return this.#send(socket, framed)
     }
+    this.#flushDeferred(socket)
+    if (!this.#readEnds) this.#hold(socket)
     socket.cork()
     socket.write(size + '\r\n', 'latin1')
     socket.write(data)
@@ -362,10 +426,24 @@ export class ForwardHandler implements Exchange {
     return written
   }
 
+  /** A string body chunk (an adapter-made body, not a forwarded one): as `#send`. */
+  #sendString (socket: Socket, chunk: string): boolean {
+    this.#flushDeferred(socket)
+    if (!this.#readEnds) this.#hold(socket)
+    return socket.write(chunk)
+  }
+
   /** Direct write: finish the body framing, then let node:http finish the response. */
   #endDirect (socket: Socket, last?: string): void {
     if (last !== undefined) this.#writeDirect(socket, last)
     else if (this.#pendingHead !== null) this.flushPendingHead()
+    // What this read produced before its end leaves first, with the framing's end in one writev.
+    if (this.#deferred !== null && this.#chunked) this.#flushDeferred(socket)
+    else if (this.#deferred !== null) {
+      const deferred = this.#deferred
+      this.#deferred = null
+      socket.write(deferred)
+    }
     if (this.#chunked) socket.write('0\r\n\r\n', 'latin1') // with what this tick holds, if anything
     // The response's last bytes leave now, not at the end of the tick: the bookkeeping of its end
     // (metrics, the monitor, the log line) runs next in this tick, and the client would wait for
@@ -375,6 +453,22 @@ export class ForwardHandler implements Exchange {
       socket.uncork()
     }
     this.#response.end()
+  }
+
+  /**
+   * A body piece that is a view of the wire engine's read buffer (valid during this call only).
+   * When it is written by copying (framed as a chunk, or joined with the head) and the observer,
+   * if any, copies what it keeps, it goes on as it is; otherwise it is copied first.
+   */
+  onDataView (view: Buffer): boolean {
+    const observer = this.observer
+    if (this.#socket !== null && this.#collected === null && view.length <= FRAME_COPY_BYTES &&
+        (this.#chunked || this.#pendingHead !== null) && (observer === undefined || observer.copiesData === true)) {
+      return this.onData(view)
+    }
+    const chunk = Buffer.allocUnsafe(view.length)
+    view.copy(chunk, 0, 0, view.length)
+    return this.onData(chunk)
   }
 
   onData (chunk: Buffer): boolean {
@@ -389,9 +483,16 @@ export class ForwardHandler implements Exchange {
     const observer = this.observer
     if (observer !== undefined) observer.data(chunk)
     if (written) return true
-    // One 'drain' listener per wait: the chunks a single upstream read still delivers after the
-    // socket filled up (many small events) must not add one each.
-    if (this.#awaitingDrain) return false
+    this.#awaitDrain(socket)
+    return false
+  }
+
+  /**
+   * Resume the upstream on the client's next 'drain'. One listener per wait: the chunks a single
+   * upstream read still delivers after the socket filled up (many small events) must not add one each.
+   */
+  #awaitDrain (socket: Socket | null): void {
+    if (this.#awaitingDrain) return
     this.#awaitingDrain = true
     if (this.#onDrain === null) {
       this.#onDrain = () => {
@@ -402,7 +503,6 @@ export class ForwardHandler implements Exchange {
     }
     if (socket === null) this.#response.once('drain', this.#onDrain)
     else socket.once('drain', this.#onDrain)
-    return false
   }
 
   onComplete (_trailers: Buffer[] | null): void {

@@ -24,6 +24,14 @@ export interface WireHandler {
   onConnect (abort: (error?: Error) => void): void
   onHeaders (statusCode: number, head: ResponseHead, resume: () => void, statusText: string): boolean
   onData (chunk: Buffer): boolean
+  /**
+   * A body piece that is a view of the shared read buffer, valid only during the call: the
+   * handler copies it where it writes it (framing a chunk copies it anyway) instead of it being
+   * copied for `onData` first. Without this method the pool copies and calls `onData`.
+   */
+  onDataView? (view: Buffer): boolean
+  /** After each read that went to this handler: what it produced may leave now; false pauses the socket as onData's false does. */
+  onReadEnd? (): boolean
   onComplete (trailers: null): void
   onError (error: Error): void
 }
@@ -93,6 +101,13 @@ type OwnedSocket = net.Socket & { [kConnection]?: WireConnection }
 const READ_BUFFER_BYTES = 65_536
 let sharedReadBuffer: Buffer | null = null
 
+/** A body piece out of the shared read buffer, for a handler that keeps what it is given. */
+function copyOf (view: Buffer): Buffer {
+  const chunk = Buffer.allocUnsafe(view.length)
+  view.copy(chunk, 0, 0, view.length)
+  return chunk
+}
+
 function readBuffer (): Buffer {
   if (sharedReadBuffer === null) sharedReadBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES)
   return sharedReadBuffer
@@ -113,6 +128,8 @@ class WireConnection implements ResponseTarget {
   readonly pool: WirePool
   readonly socket: net.Socket
   readonly reader: ResponseReader
+  /** Reads land in the shared buffer (`consume`): body pieces are views that the next read overwrites. */
+  readonly sharedReads: boolean
   /** Requests written on this socket. */
   served = 0
   connected = false
@@ -163,7 +180,9 @@ class WireConnection implements ResponseTarget {
     // its connection; the reader calls the connection itself): an idle or streaming connection
     // holds no closures of its own (docs/performance.md, change 25).
     ;(this.socket as OwnedSocket)[kConnection] = this
-    this.reader = new ResponseReader(this, consume)
+    // Body pieces are passed on as views of the read; onBody copies them where a handler cannot take a view.
+    this.reader = new ResponseReader(this, false)
+    this.sharedReads = consume
     this.resume = () => {
       if (this.paused && !this.destroyed) {
         this.paused = false
@@ -410,7 +429,13 @@ class WireConnection implements ResponseTarget {
       return
     }
     // Bytes after a complete response, which no request asked for: the connection cannot be trusted.
-    if (used < bytes) this.destroy(null)
+    if (used < bytes) {
+      this.destroy(null)
+      return
+    }
+    // A response still running: what this read gave its handler leaves now, in one write.
+    const handler = this.handler
+    if (handler !== null && handler.onReadEnd !== undefined && !handler.onReadEnd()) this.#pause()
   }
 
   #onEnd (): void {
@@ -444,7 +469,12 @@ class WireConnection implements ResponseTarget {
     const handler = this.handler
     if (handler === null) return
     if (this.timerKind === 'body') this.bodyAt = performance.now()
-    if (!handler.onData(chunk)) this.#pause()
+    // A piece of the shared read buffer, which the next read overwrites: the handler copies it
+    // where it writes it, or it is copied here. A 'data' event's chunk is the handler's to keep.
+    const written = !this.sharedReads
+      ? handler.onData(chunk)
+      : handler.onDataView !== undefined ? handler.onDataView(chunk) : handler.onData(copyOf(chunk))
+    if (!written) this.#pause()
   }
 
   onComplete (): void {

@@ -195,6 +195,40 @@ describe('@apt/adapter', () => {
     upstream.server.closeAllConnections()
   })
 
+  test.each([['content-length'], ['chunked']] as const)('a large %s body to a client that reads late arrives byte for byte: queued writes keep their own bytes', async (framing) => {
+    // The wire engine hands body pieces on as views of the one buffer every upstream read lands
+    // in. A piece that waits in the client socket's queue must be a copy, or the next read
+    // overwrites it. Here the client reads nothing at first, so once the kernel's buffers are
+    // full the proxy's writes queue; the upstream sends 3 KiB a turn, so a queued piece is below
+    // the socket's high-water mark and the upstream is not paused before the next read.
+    const size = 24 * 1024 * 1024
+    const body = Buffer.allocUnsafe(size)
+    for (let i = 0; i < size; i++) body[i] = (i * 7 + (i >> 12)) & 0xff
+    const origin = await listen(createServer((_request, response) => {
+      response.writeHead(200, framing === 'content-length' ? { 'content-type': 'application/octet-stream', 'content-length': size } : { 'content-type': 'application/octet-stream' })
+      let at = 0
+      const pump = (): void => {
+        if (at >= size) {
+          response.end()
+          return
+        }
+        const next = body.subarray(at, at + 3 * 1024)
+        at += next.length
+        if (response.write(next)) setImmediate(pump)
+        else response.once('drain', pump)
+      }
+      pump()
+    }))
+    const client = createUpstreamClient({ origin, engine })
+    cleanups.push(() => client.destroy())
+    const { url } = await front(client)
+    const response = await fetch(`${url}/v1/files/f/content`)
+    await new Promise((resolve) => setTimeout(resolve, 600))
+    const received = Buffer.from(await response.arrayBuffer())
+    expect(received.length).toBe(size)
+    expect(received.equals(body)).toBe(true)
+  }, 20_000)
+
   test('back-pressure on a stream of small SSE events: held back, then delivered complete and in order', async () => {
     const pad = 'x'.repeat(4000)
     const total = 12_000 // about 48 MB of 4 KB events

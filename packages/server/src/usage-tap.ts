@@ -329,6 +329,8 @@ export function createUsageTap (kind: 'sse' | 'json', contentEncoding: string | 
  * so an open stream holds one object and its fields, not a set of closures and their contexts.
  */
 class Tap implements UsageTap {
+  /** Chunks may be views of a reused buffer (the wire engine's reads): what is kept is copied. */
+  readonly copiesData = true
   readonly #decompressor: Gunzip | null
   readonly #reader: SseReader | null
   readonly #jsonChunks: Buffer[] | null
@@ -347,7 +349,8 @@ class Tap implements UsageTap {
 
   data (chunk: Buffer): void {
     if (this.#decompressor === null) this.#consume(chunk)
-    else if (!this.#decompressFailed) this.#decompressor.write(chunk)
+    // zlib reads the chunk later, on its thread: a copy.
+    else if (!this.#decompressFailed) this.#decompressor.write(Buffer.from(chunk))
   }
 
   end (callback: (facts: UsageFacts) => void): void {
@@ -372,7 +375,8 @@ class Tap implements UsageTap {
       this.#reader.push(chunk)
     } else if (this.#jsonChunks !== null && this.#jsonBytes <= MAX_JSON_BYTES) {
       this.#jsonBytes += chunk.length
-      this.#jsonChunks.push(chunk)
+      // Kept until the response ends: a copy (the chunk may be a view of a reused read buffer).
+      this.#jsonChunks.push(this.#decompressor === null ? Buffer.from(chunk) : chunk)
     }
   }
 

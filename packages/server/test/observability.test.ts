@@ -7,7 +7,8 @@ import Anthropic from '@anthropic-ai/sdk'
 import { createEmulator, type Emulator } from '@apt/bench'
 import { request } from 'undici'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
-import { type RunningProxy, sleep, startProxy } from './helpers.js'
+import { gzipSync } from 'node:zlib'
+import { type RunningProxy, sleep, startFakeUpstream, startProxy } from './helpers.js'
 
 const run = promisify(execFile)
 const PARAMS = { model: 'claude-opus-4-8', max_tokens: 64, messages: [{ role: 'user' as const, content: 'Count the tokens, please.' }] }
@@ -119,6 +120,53 @@ describe('observability: usage tap, overhead, Prometheus', () => {
     } finally {
       await counted.close()
       await fresh.close()
+    }
+  })
+
+  test.each([['plain'], ['gzip']] as const)('usage of a %s JSON body that arrives in two reads, with other responses read in between', async (encoding) => {
+    // The wire engine reads every upstream socket into one shared buffer and hands the body on
+    // as views of it: the usage tap must keep copies, or the first half of this body is
+    // overwritten by the responses read before its second half arrives.
+    const model = `claude-split-${encoding}`
+    const message = JSON.stringify({
+      id: 'msg_split', type: 'message', role: 'assistant', model, content: [{ type: 'text', text: 'x'.repeat(300) }],
+      stop_reason: 'end_turn', stop_sequence: null, usage: { input_tokens: 4321, output_tokens: 87, cache_read_input_tokens: 5, cache_creation_input_tokens: 6 },
+    })
+    const body = encoding === 'gzip' ? gzipSync(message) : Buffer.from(message)
+    const noise = Buffer.from(JSON.stringify({ id: 'msg_noise', type: 'message', model: 'claude-noise', content: [{ type: 'text', text: 'n'.repeat(600) }], usage: { input_tokens: 1, output_tokens: 1 } }))
+    const upstream = await startFakeUpstream((_request, response, requestBody) => {
+      const headers: Record<string, string | number> = { 'content-type': 'application/json', 'content-length': 0 }
+      if (!requestBody.includes(model)) {
+        response.writeHead(200, { ...headers, 'content-length': noise.length })
+        response.end(noise)
+        return
+      }
+      if (encoding === 'gzip') headers['content-encoding'] = 'gzip'
+      response.writeHead(200, { ...headers, 'content-length': body.length })
+      const half = Math.floor(body.length / 2)
+      response.write(body.subarray(0, half))
+      setTimeout(() => response.end(body.subarray(half)), 60)
+    })
+    const split = await startProxy(upstream.url)
+    try {
+      const post = (name: string) => request(`${split.url}/v1/messages`, {
+        method: 'POST',
+        headers: { 'x-api-key': 'k', 'anthropic-version': '2023-06-01', 'content-type': 'application/json' },
+        body: JSON.stringify({ ...PARAMS, model: name }),
+      }).then(async (response) => Buffer.from(await response.body.arrayBuffer()))
+      const pending = post(model)
+      await sleep(20)
+      // Read while the split body waits for its second half, on other upstream connections.
+      const others = await Promise.all(Array.from({ length: 8 }, () => post('claude-noise')))
+      for (const other of others) expect(other.equals(noise)).toBe(true)
+      expect((await pending).equals(body)).toBe(true)
+      await sleep(50) // a compressed tap finishes decoding after the response ends
+      const text = (await split.app.inject('/metrics')).body
+      expect(metricValue(text, `apt_tokens_total{type="input",model="${model}"}`)).toBe(4321)
+      expect(metricValue(text, `apt_tokens_total{type="output",model="${model}"}`)).toBe(87)
+    } finally {
+      await split.close()
+      await upstream.close()
     }
   })
 
