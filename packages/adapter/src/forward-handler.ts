@@ -403,19 +403,21 @@ export class ForwardHandler implements Exchange {
     const data = typeof chunk === 'string' ? Buffer.from(chunk) : chunk
     const length = data.length
     if (length === 0) return true
-    const size = length.toString(16)
     if (length <= FRAME_COPY_BYTES) {
       // An SSE event: size line, data and CRLF copied into one buffer and one write() call,
-      // ~20 % cheaper per event than three corked writes (side measurement, change 13).
-      const framed = Buffer.allocUnsafe(size.length + length + 4)
-      let at = framed.write(size, 0, 'latin1')
-      framed[at++] = 13
-      framed[at++] = 10
-      at += data.copy(framed, at)
-      framed[at++] = 13
-      framed[at] = 10
+      // ~20 % cheaper per event than three corked writes (side measurement, change 13). The
+      // size's hex digits are written here: no string and no binding call per event.
+      const digits = length < 0x10 ? 1 : length < 0x100 ? 2 : length < 0x1000 ? 3 : 4
+      const framed = Buffer.allocUnsafe(digits + length + 4)
+      for (let i = digits - 1, rest = length; i >= 0; i--, rest >>>= 4) framed[i] = HEX_DIGITS[rest & 15] as number
+      framed[digits] = 13
+      framed[digits + 1] = 10
+      framed.set(data, digits + 2)
+      framed[digits + 2 + length] = 13
+      framed[digits + 3 + length] = 10
       return this.#send(socket, framed)
     }
+    const size = length.toString(16)
     this.#flushDeferred(socket)
     if (!this.#readEnds) this.#hold(socket)
     socket.cork()
@@ -684,8 +686,11 @@ export function millisecondsWith3Decimals (ms: number): string {
   return whole + (fraction < 10 ? '.00' : fraction < 100 ? '.0' : '.') + fraction
 }
 
-/** Chunks up to this size are framed by copying (one write); larger ones by three corked writes. */
+/** Chunks up to this size are framed by copying (one write); larger ones by three corked writes. At most four hex digits. */
 const FRAME_COPY_BYTES = 16_384
+
+/** The lower-case hex digits of a chunk size line, as `Number.prototype.toString(16)` writes them. */
+const HEX_DIGITS = Uint8Array.from('0123456789abcdef', (digit) => digit.charCodeAt(0))
 
 function flushPendingHead (handler: ForwardHandler): void {
   handler.flushPendingHead()

@@ -67,6 +67,17 @@ const MESSAGE_START = Buffer.from('message_start')
 const MESSAGE_DELTA = Buffer.from('message_delta')
 const ERROR_EVENT = Buffer.from('error')
 
+/** Spans longer than this are searched by the binding (memchr); shorter ones in a loop, without a call into C++. */
+const SHORT_SPAN = 512
+
+/** Where the blank line ending an event (`\n\n`) starts in `bytes` from `from`, or -1. */
+function eventEnd (bytes: Buffer, from: number): number {
+  const last = bytes.length - 1
+  if (last - from > SHORT_SPAN) return bytes.indexOf(EVENT_END, from)
+  for (let i = from; i < last; i++) if (bytes[i] === 0x0a && bytes[i + 1] === 0x0a) return i
+  return -1
+}
+
 /** `bytes[at, at + length)` is `word`. */
 function bytesEqual (bytes: Buffer, at: number, length: number, word: Buffer): boolean {
   if (length !== word.length) return false
@@ -88,11 +99,11 @@ class SseReader {
     const bytes = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk])
     this.#pending = null
     let start = 0
-    let boundary = bytes.indexOf(EVENT_END)
+    let boundary = eventEnd(bytes, 0)
     while (boundary !== -1) {
       this.#event(bytes, start, boundary)
       start = boundary + 2
-      boundary = bytes.indexOf(EVENT_END, start)
+      boundary = eventEnd(bytes, start)
     }
     // A copy: the chunk's memory is the forwarded response's.
     if (start < bytes.length) this.#pending = Buffer.from(bytes.subarray(start))
@@ -103,8 +114,9 @@ class SseReader {
     if (end - start < EVENT_FIELD.length || !bytesEqual(bytes, start, EVENT_FIELD.length, EVENT_FIELD)) return
     const nameAt = bytes[start + EVENT_FIELD.length] === 0x20 ? start + EVENT_FIELD.length + 1 : start + EVENT_FIELD.length
     this.facts.events++
-    const newline = bytes.indexOf(0x0a, nameAt)
-    const lineEnd = newline === -1 || newline > end ? end : newline
+    // The name's line ends at its newline, or at the event's end.
+    let lineEnd = nameAt
+    while (lineEnd < end && bytes[lineEnd] !== 0x0a) lineEnd++
     const nameLength = lineEnd - nameAt
     if (bytesEqual(bytes, nameAt, nameLength, CONTENT_BLOCK_DELTA)) {
       if (this.facts.firstTokenAt < 0) this.facts.firstTokenAt = performance.now()

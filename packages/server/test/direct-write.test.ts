@@ -24,6 +24,7 @@ function gate (): { promise: Promise<void>, resolve: () => void } {
   return { promise, resolve }
 }
 
+const SIZES = [1, 15, 16, 255, 256, 4095, 4096, 16_383, 16_384]
 const BIG = Buffer.from(Array.from({ length: 200_000 }, (_, i) => (i * 7 + (i >> 8)) & 0xff))
 
 // The same wire results with direct write on (the default) and off; the casing of the framing
@@ -50,6 +51,10 @@ describe.each([true, false])('directWrite %s', (directWrite) => {
         response.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(JSON_BODY), 'request-id': 'req_late' })
         response.flushHeaders()
         void releaseLateBody.promise.then(() => response.end(JSON_BODY))
+      } else if (request.url === '/v1/messages/sizes') {
+        // Pieces whose size lines take one to four hex digits, up to the 16 KiB framed by copying.
+        response.writeHead(200, { 'content-type': 'text/event-stream', 'request-id': 'req_sizes' })
+        writePaced(response, SIZES.map((size) => 'abcdefghijklmnopqrstuvwxyz'.repeat(Math.ceil(size / 26)).slice(0, size)), 5)
       } else if (request.url === '/v1/messages/zero') {
         response.writeHead(200, { 'content-type': 'application/json', 'content-length': 0, 'request-id': 'req_zero' })
         response.end()
@@ -135,6 +140,19 @@ describe.each([true, false])('directWrite %s', (directWrite) => {
       socket.write(post('/v1/messages', '{"a":2}'))
       expect((await reader.response()).body.toString('utf8')).toBe(JSON_BODY)
       expect(reader.ended).toBe(false)
+    } finally {
+      socket.destroy()
+    }
+  })
+
+  test('chunk size lines are the lower-case hex of each piece, one to four digits, as the upstream framed them', async () => {
+    const { socket, reader } = await open()
+    try {
+      socket.write(post('/v1/messages/sizes', '{}'))
+      const sized = await reader.response()
+      expect(sized.chunks).toEqual(SIZES)
+      expect(sized.sizeLines).toEqual([...SIZES.map((size) => size.toString(16)), '0'])
+      expect(sized.body.length).toBe(SIZES.reduce((sum, size) => sum + size, 0))
     } finally {
       socket.destroy()
     }

@@ -3,7 +3,7 @@ import { expect } from 'vitest'
 
 /** Raw HTTP/1.1 on a `node:net` socket, for tests that check the exact bytes on the wire. */
 
-export interface RawResponse { statusLine: string, lines: string[], headers: [string, string][], body: Buffer, chunks: number[] | null }
+export interface RawResponse { statusLine: string, lines: string[], headers: [string, string][], body: Buffer, chunks: number[] | null, sizeLines?: string[] }
 
 /** Reads HTTP/1.1 responses off a raw socket, one at a time, de-chunking by hand. */
 export class RawReader {
@@ -65,13 +65,16 @@ export class RawReader {
     if (get('transfer-encoding') === 'chunked') {
       const parts: Buffer[] = []
       const chunks: number[] = []
+      const sizeLines: string[] = []
       for (;;) {
         const lineEnd = await this.#need(() => this.#buffer.indexOf('\r\n'))
-        const size = Number.parseInt(this.#take(lineEnd + 2).toString('latin1'), 16)
+        const sizeLine = this.#take(lineEnd + 2).toString('latin1').slice(0, -2)
+        sizeLines.push(sizeLine)
+        const size = Number.parseInt(sizeLine, 16)
         await this.#need(() => this.#buffer.length >= size + 2 ? 0 : -1)
         const data = this.#take(size + 2)
         expect(data.subarray(size).toString('latin1')).toBe('\r\n')
-        if (size === 0) return { statusLine, lines, headers, body: Buffer.concat(parts), chunks }
+        if (size === 0) return { statusLine, lines, headers, body: Buffer.concat(parts), chunks, sizeLines }
         chunks.push(size)
         parts.push(Buffer.from(data.subarray(0, size)))
       }
