@@ -468,9 +468,7 @@ export class ForwardHandler implements Exchange {
         (this.#chunked || this.#pendingHead !== null) && (observer === undefined || observer.copiesData === true)) {
       return this.onData(view)
     }
-    const chunk = Buffer.allocUnsafe(view.length)
-    view.copy(chunk, 0, 0, view.length)
-    return this.onData(chunk)
+    return this.onData(Buffer.from(view))
   }
 
   onData (chunk: Buffer): boolean {

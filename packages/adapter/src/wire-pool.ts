@@ -101,13 +101,6 @@ type OwnedSocket = net.Socket & { [kConnection]?: WireConnection }
 const READ_BUFFER_BYTES = 65_536
 let sharedReadBuffer: Buffer | null = null
 
-/** A body piece out of the shared read buffer, for a handler that keeps what it is given. */
-function copyOf (view: Buffer): Buffer {
-  const chunk = Buffer.allocUnsafe(view.length)
-  view.copy(chunk, 0, 0, view.length)
-  return chunk
-}
-
 function readBuffer (): Buffer {
   if (sharedReadBuffer === null) sharedReadBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES)
   return sharedReadBuffer
@@ -473,7 +466,7 @@ class WireConnection implements ResponseTarget {
     // where it writes it, or it is copied here. A 'data' event's chunk is the handler's to keep.
     const written = !this.sharedReads
       ? handler.onData(chunk)
-      : handler.onDataView !== undefined ? handler.onDataView(chunk) : handler.onData(copyOf(chunk))
+      : handler.onDataView !== undefined ? handler.onDataView(chunk) : handler.onData(Buffer.from(chunk))
     if (!written) this.#pause()
   }
 
