@@ -1,4 +1,5 @@
 import type { BenchSettings } from './bench-options.js'
+import type { CpuIdleFacts } from './cpu-idle.js'
 import type { Pinning } from './pinning.js'
 
 /** The name of the measured proxy in results (the apt proxy, or `--target`). */
@@ -206,6 +207,8 @@ export interface MachineFacts {
   totalMemoryMb: number
   clockTicksPerSecond: number
   pinning: Pinning
+  /** How idle CPUs wait (sets the cross-core round trip's cost). Absent in older results. */
+  cpuIdle?: CpuIdleFacts
 }
 
 export interface TimelineSample {

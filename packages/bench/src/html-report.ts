@@ -1,4 +1,5 @@
 import type { BenchResult } from './bench-result.js'
+import { describeCpuIdle } from './cpu-idle.js'
 import type { GateReport } from './gate.js'
 import { formatGate, formatReport } from './terminal-report.js'
 
@@ -27,6 +28,12 @@ interface Axis {
 
 function escapeXml(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;')
+}
+
+/** The idle CPUs' way of waiting, after the machine, where known. */
+function idleText(result: BenchResult): string {
+  const idle = describeCpuIdle(result.machine.cpuIdle)
+  return idle === null ? '' : `; idle CPUs: ${escapeXml(idle)}`
 }
 
 function niceMax(value: number): number {
@@ -185,7 +192,7 @@ pre { background: #f6f6f6; padding: 1em; overflow-x: auto; font-size: 12px; }
 </head>
 <body>
 <h1>apt benchmark</h1>
-<p>${escapeXml(result.settings.quick ? 'Quick' : 'Full')} run of ${escapeXml(result.startedAt)} on ${result.machine.cpus} CPUs (${escapeXml(result.machine.cpuModel)}), Node ${escapeXml(result.machine.nodeVersion)}${result.interrupted ? ' &mdash; <strong>interrupted, partial results</strong>' : ''}.</p>
+<p>${escapeXml(result.settings.quick ? 'Quick' : 'Full')} run of ${escapeXml(result.startedAt)} on ${result.machine.cpus} CPUs (${escapeXml(result.machine.cpuModel)}), Node ${escapeXml(result.machine.nodeVersion)}${idleText(result)}${result.interrupted ? ' &mdash; <strong>interrupted, partial results</strong>' : ''}.</p>
 ${charts.join('\n')}
 <h2>Report</h2>
 <pre>${escapeXml(text)}</pre>

@@ -20,6 +20,7 @@ export type {
 } from './bench-result.js'
 export { DIRECT, PROXY } from './bench-result.js'
 export { type CliArguments, parseCliArguments } from './cli-arguments.js'
+export { type CpuIdleFacts, describeCpuIdle, readCpuIdle } from './cpu-idle.js'
 export type { EmulatorControls, EmulatorDeltaUsage, EmulatorEncoding, EmulatorScenario } from './emulator/controls.js'
 export { DEFAULT_CONTROLS, EMULATOR_CONTROL_HEADERS, emulatorControlHeaders } from './emulator/controls.js'
 export type { Emulator, EmulatorOptions, EmulatorStats, RecordedRequest } from './emulator/emulator.js'

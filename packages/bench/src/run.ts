@@ -25,6 +25,7 @@ import {
   type TimelineSample,
   type TtfeFigures,
 } from './bench-result.js'
+import { readCpuIdle } from './cpu-idle.js'
 import { type RoundTripSummary, runRoundTripClient } from './cross-core.js'
 import { runClosedLoop } from './load-generator.js'
 import {
@@ -993,6 +994,7 @@ class BenchRun {
         totalMemoryMb: Math.round(totalmem() / 2 ** 20),
         clockTicksPerSecond: clockTicksPerSecond(),
         pinning: this.#pinning ?? planPinning(false, false),
+        cpuIdle: readCpuIdle(),
       },
       targets: this.#targets.map((target) => target.info),
       figures: this.#figures(),

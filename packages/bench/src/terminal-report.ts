@@ -1,4 +1,5 @@
 import { type BenchResult, DIRECT, PROXY, type TargetFigures, type ThroughputLevel } from './bench-result.js'
+import { describeCpuIdle } from './cpu-idle.js'
 import type { GateReport } from './gate.js'
 import { evaluatePerformanceTargets } from './performance-targets.js'
 
@@ -94,7 +95,8 @@ function latencySection(result: BenchResult, names: string[]): string[] {
     ? []
     : ['', `Cross-core round trip (a one-byte echo, CPU ${floor.fromCpus} → ${floor.toCpus} → ${floor.fromCpus}, no proxy running): P50 ${floor.p50Us} µs, P99 ${floor.p99Us} µs.`,
         'A proxy on its own CPU makes two such trips per request (client → proxy → client, proxy → upstream → proxy) where direct',
-        `stays on one CPU: ${2 * floor.p50Us} µs at P50 is what this machine charges any proxy here for them (echo work included).`]
+        `stays on one CPU: ${2 * floor.p50Us} µs at P50 is what this machine charges any proxy here for them (echo work included).`,
+        ...(result.machine.cpuIdle?.haltPollNs === 0 ? ['Idle CPUs here halt without polling first: each trip wakes a halted virtual CPU through the hypervisor.'] : [])]
   return [...lines, ...table.lines(), ...footer]
 }
 
@@ -256,8 +258,10 @@ export function formatReport(result: BenchResult): string {
     `Started:   ${result.startedAt}   Duration: ${duration(result.durationMs)}`,
     `Machine:   ${machine.cpus} CPUs (${machine.cpuModel}), ${Math.round(machine.totalMemoryMb / 1024)} GiB, ${machine.os}, Node ${machine.nodeVersion}`,
     `Pinning:   ${pinning}`,
-    'Targets:',
   ]
+  const idle = describeCpuIdle(machine.cpuIdle)
+  if (idle !== null) lines.push(`Idle CPUs: ${idle}`)
+  lines.push('Targets:')
   for (const target of result.targets) {
     const where = target.failure === null ? `${target.url}${target.pid === null ? '' : `  pid ${target.pid}`}` : `FAILED: ${target.failure.split('\n')[0]}`
     lines.push(`  ${target.name.padEnd(20)} ${target.kind.padEnd(8)} ${where}`)

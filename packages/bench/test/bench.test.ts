@@ -9,10 +9,12 @@ import {
   compareWithBaseline,
   createBaseline,
   DEFAULT_TOLERANCES,
+  describeCpuIdle,
   figureKind,
   formatReport,
   gateFigures,
   parseBaseline,
+  readCpuIdle,
   renderHtmlReport,
   run,
   sanityCheck,
@@ -119,6 +121,8 @@ describe('run() in quick mode against the emulator', () => {
     expect(proxy.memory?.marginalKbPerStream).toBeGreaterThanOrEqual(0)
     expect(result.generatorMaxCpuPercent).toBeGreaterThan(0)
     expect(result.machine.cpus).toBeGreaterThan(0)
+    // What sysfs says now about idle CPUs (nulls where it says nothing).
+    expect(result.machine.cpuIdle).toEqual(readCpuIdle())
     // The machine's cross-core round trip, both ends pinned (proxies' CPU and the upstream's).
     if (result.machine.pinning.used) {
       expect(result.crossCore).toMatchObject({ rounds: result.settings.latencyRounds, fromCpus: result.machine.pinning.upstreamCpus, toCpus: result.machine.pinning.proxyCpus })
@@ -132,6 +136,8 @@ describe('run() in quick mode against the emulator', () => {
     const text = formatReport(result)
     for (const section of ['LATENCY BENCHMARK RESULTS', 'CONCURRENT LOAD RESULTS', 'STREAMING BENCHMARK RESULTS']) expect(text).toContain(section)
     if (result.crossCore != null) expect(text).toContain(`Cross-core round trip (a one-byte echo, CPU ${result.crossCore.fromCpus} → ${result.crossCore.toCpus}`)
+    const idle = describeCpuIdle(result.machine.cpuIdle)
+    if (idle !== null) expect(text).toContain(`Idle CPUs: ${idle}`)
     for (const row of ['Total requests', 'Error rate', 'Average (ms)', 'P50 (ms)', 'P95 (ms)', 'P99 (ms)', 'Requests/sec', 'Memory per stream']) expect(text).toContain(row)
     const html = renderHtmlReport(result)
     expect(html.match(/<svg /g)?.length).toBe(3)
