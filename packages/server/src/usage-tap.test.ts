@@ -75,6 +75,83 @@ describe('createUsageTap', () => {
     expect(br.model).toBe('claude-fable-5')
   })
 
+  test('SSE: usage, model and stop reason agree with every event parsed whole, whatever the layout', async () => {
+    interface Raw { input_tokens?: unknown, output_tokens?: unknown, cache_creation_input_tokens?: unknown, cache_read_input_tokens?: unknown }
+    const apply = (target: Record<string, number>, raw: Raw | null | undefined): void => {
+      if (raw === undefined || raw === null) return
+      if (typeof raw.input_tokens === 'number') target.inputTokens = raw.input_tokens
+      if (typeof raw.output_tokens === 'number') target.outputTokens = raw.output_tokens
+      if (typeof raw.cache_creation_input_tokens === 'number') target.cacheCreationInputTokens = raw.cache_creation_input_tokens
+      if (typeof raw.cache_read_input_tokens === 'number') target.cacheReadInputTokens = raw.cache_read_input_tokens
+    }
+    // The semantics: message_start sets model and usage; message_delta's counters overwrite (cumulative), its string stop_reason wins.
+    const reference = (events: { name: string, data: string }[]) => {
+      const facts: { model: unknown, usage: Record<string, number> | undefined, stopReason: string | undefined } = { model: undefined, usage: undefined, stopReason: undefined }
+      for (const { name, data: text } of events) {
+        let data: { message?: { model?: unknown, usage?: Raw }, usage?: Raw, delta?: { stop_reason?: unknown } } | null
+        try { data = JSON.parse(text) } catch { continue }
+        if (data === null || typeof data !== 'object') continue
+        if (name === 'message_start') {
+          facts.model = data.message?.model
+          facts.usage = { inputTokens: 0, outputTokens: 0, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 }
+          apply(facts.usage, data.message?.usage)
+        } else {
+          facts.usage ??= { inputTokens: 0, outputTokens: 0, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 }
+          apply(facts.usage, data.usage)
+          if (typeof data.delta?.stop_reason === 'string') facts.stopReason = data.delta.stop_reason
+        }
+      }
+      return facts
+    }
+    // mulberry32: every bit varies (an LCG's low bits, taken modulo small n, repeat in short cycles).
+    let seed = 11
+    const random = (n: number): number => {
+      seed = (seed + 0x6d2b79f5) | 0
+      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+      return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n)
+    }
+    const pick = <T>(items: readonly T[]): T => items[random(items.length)] as T
+    const counter = (): unknown => pick([0, 1, 7, 12345, 99999999, null, -3, 1.5, 2e3, '12', true])
+    const extra = (): unknown => pick([
+      'standard', null, 17, { ephemeral_5m_input_tokens: 3, nested: [1, { output_tokens: 5 }] }, ['a "quoted" } { value', '\\', { input_tokens: 9 }], 'with \\"escapes\\" and \u00e9',
+    ])
+    const usage = (): Record<string, unknown> => {
+      const out: Record<string, unknown> = {}
+      for (const key of ['input_tokens', 'output_tokens', 'cache_creation_input_tokens', 'cache_read_input_tokens', 'service_tier', 'cache_creation', 'server_tool_use'].sort(() => random(3) - 1)) {
+        if (random(4) === 0) continue
+        out[key] = key.endsWith('tokens') ? counter() : extra()
+      }
+      return out
+    }
+    // A key written with a JSON escape (the same name to JSON.parse), now and then.
+    const escapeKeys = (text: string): string => random(12) === 0 ? text.replace('"model"', '"mod\\u0065l"') : random(12) === 0 ? text.replace('"usage"', '"usag\\u0065"') : text
+    for (let round = 0; round < 400; round++) {
+      const events: { name: string, data: string }[] = []
+      const message: Record<string, unknown> = { id: 'msg_x', type: 'message', role: 'assistant' }
+      if (random(8) !== 0) message.model = pick(['claude-opus-4-8', 'claude-"quoted"', 'claude-\u00e9', null, 5])
+      message.content = pick([[], [{ type: 'text', text: '} {"usage":{"input_tokens":1}}' }]])
+      message.stop_reason = null
+      if (random(8) !== 0) message.usage = random(10) === 0 ? null : usage()
+      const space = pick([undefined, 1, '\t'])
+      events.push({ name: 'message_start', data: escapeKeys(JSON.stringify(random(10) === 0 ? { message, type: 'message_start' } : { type: 'message_start', message }, null, space)) })
+      for (let d = random(3); d >= 0; d--) {
+        const delta: Record<string, unknown> = { type: 'message_delta' }
+        if (random(6) !== 0) delta.delta = random(8) === 0 ? null : { stop_reason: pick(['end_turn', 'tool_use', null, 'x\\"y', 3]), stop_sequence: null }
+        if (random(6) !== 0) delta.usage = random(10) === 0 ? pick([null, 5, 'x', [], true]) : usage()
+        if (random(5) === 0) delta.context_management = { applied_edits: [{ type: 'clear', cleared: [1, 2] }] }
+        events.push({ name: 'message_delta', data: escapeKeys(JSON.stringify(delta, null, pick([undefined, 2]))) })
+      }
+      if (random(20) === 0) events.push({ name: 'message_delta', data: '{"type":"message_delta","usage":{"output_tokens":4}' }) // truncated: ignored
+      if (random(20) === 0) events.push({ name: 'message_delta', data: `{"type":"message_delta","usage":{"output_tokens":4}}${pick([' x', '}', ',{}', ' '])}` }) // not JSON: ignored
+      const text = events.map(({ name, data }) => `event: ${name}\ndata: ${data}\n\n`).join('')
+      const bytes = Buffer.from(text, 'latin1')
+      const facts = await run('sse', undefined, splitEvery(bytes, 1 + random(bytes.length)))
+      const expected = reference(events)
+      expect({ model: facts.model, usage: facts.usage, stopReason: facts.stopReason }).toEqual(expected)
+    }
+  })
+
   test('JSON messages: usage, model and stop reason from the body', async () => {
     const body = Buffer.from(JSON.stringify({ id: 'msg_1', type: 'message', model: 'claude-haiku-4-5', stop_reason: 'max_tokens', usage: { input_tokens: 12, output_tokens: 34, cache_read_input_tokens: 56 } }))
     const facts = await run('json', undefined, splitEvery(body, 10))
