@@ -344,7 +344,7 @@ export function buildServer (options: ServerOptions): FastifyInstance {
         sendError(reply.raw, 'APT_SERVER_METRICS_UNAUTHORIZED', 'The metrics endpoints need Authorization: Bearer <token>')
         return
       }
-      const text = await metrics.registry.metrics()
+      const text = await metrics.text()
       reply.header('content-type', metrics.registry.contentType).send(text)
     })
   }

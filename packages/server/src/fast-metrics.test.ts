@@ -49,4 +49,39 @@ describe('fast metrics expose exactly what prom-client would', () => {
     }
     expect(await mine.metrics()).toBe(await reference.metrics())
   })
+
+  test('promText() is the text prom-client writes for the same metric: escapes, large and inexact values, empty metrics, help', async () => {
+    const odd = ['a"b', 'back\\slash', 'new\nline', 'plain', '']
+    const reference = new Registry()
+    const counter = new Counter({ name: 'odd_total', help: 'help with \\ and \n', labelNames: ['model'] as const, registers: [reference] })
+    const histogram = new Histogram({ name: 'odd_seconds', help: 'h', labelNames: ['model'] as const, buckets: BUCKETS, registers: [reference] })
+    const indexedReference = new Histogram({ name: 'idx_seconds', help: 'i', labelNames: ['route', 'kind'] as const, buckets: BUCKETS, registers: [reference] })
+    const fastCounter = new KeyedCounter({ name: 'odd_total', help: 'help with \\ and \n' })
+    const fastHistogram = new KeyedHistogram({ name: 'odd_seconds', help: 'h', buckets: BUCKETS })
+    const series = [{ route: 'r"1', kind: 'json' }, { route: 'r\\2', kind: 'stream' }]
+    const fastIndexed = new IndexedHistogram({ name: 'idx_seconds', help: 'i', series, buckets: BUCKETS })
+    const empty = new KeyedCounter({ name: 'empty_total', help: 'nothing yet' })
+    expect(empty.promText()).toBe('# HELP empty_total nothing yet\n# TYPE empty_total counter')
+    for (const [i, model] of odd.entries()) {
+      counter.inc({ model }, i + 0.5)
+      fastCounter.inc(model, () => ({ model }), i + 0.5)
+      for (const value of [...VALUES, 1e9, 12345.678]) {
+        histogram.observe({ model }, value)
+        fastHistogram.observe(model, () => ({ model }), value)
+      }
+    }
+    for (const value of [...VALUES, 0.1 + 0.2]) {
+      indexedReference.observe(series[0] as { route: string, kind: string }, value)
+      fastIndexed.observe(0, value)
+    }
+    // Series 1 unobserved: prom-client has no line for it; the indexed histogram writes its zeros (it always did).
+    const indexedLines = fastIndexed.promText().split('\n').filter((line) => !line.includes('r\\\\2'))
+    expect(indexedLines.join('\n')).toBe(await reference.getSingleMetricAsString('idx_seconds'))
+    expect(fastCounter.promText()).toBe(await reference.getSingleMetricAsString('odd_total'))
+    expect(fastHistogram.promText()).toBe(await reference.getSingleMetricAsString('odd_seconds'))
+    // And what a registry writes through get() (the path prom-client takes) is the same text.
+    const mine = new Registry()
+    for (const metric of [fastCounter, fastHistogram, fastIndexed]) mine.registerMetric(metric as unknown as Parameters<Registry['registerMetric']>[0])
+    expect(await mine.metrics()).toBe(`${[fastCounter.promText(), fastHistogram.promText(), fastIndexed.promText()].join('\n\n')}\n`)
+  })
 })

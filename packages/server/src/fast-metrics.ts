@@ -9,6 +9,48 @@
 
 type Labels = Readonly<Record<string, string>>
 
+// --- the text exposition, laid out as prom-client's Registry writes it (0.0.4 format) ------------
+
+function escapeString (text: string): string {
+  return text.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')
+}
+
+/** `name="value",...` for a label set, escaped as prom-client escapes it; built once per series. */
+function labelText (labels: Readonly<Record<string, string | number>>): string {
+  let text = ''
+  for (const [name, value] of Object.entries(labels)) {
+    const escaped = typeof value === 'string' ? escapeString(value).replace(/"/g, '\\"') : value
+    text += `${text === '' ? '' : ','}${name}="${escaped}"`
+  }
+  return text
+}
+
+/** A sample's value as prom-client writes it. */
+function valueText (value: number): string {
+  if (Number.isNaN(value)) return 'Nan'
+  if (!Number.isFinite(value)) return value < 0 ? '-Inf' : '+Inf'
+  return `${value}`
+}
+
+function headerText (name: string, help: string, type: string): string {
+  const escapedName = escapeString(name)
+  return `# HELP ${escapedName} ${escapeString(help)}\n# TYPE ${escapedName} ${type}`
+}
+
+/** One series' bucket, sum and count lines (`labels`: its label text, '' for none). */
+function histogramText (name: string, bucketLabels: readonly string[], labels: string, counts: Float64Array, sum: number, count: number): string {
+  const tail = labels === '' ? '' : `,${labels}`
+  let text = ''
+  let cumulative = 0
+  for (let b = 0; b < bucketLabels.length - 1; b++) {
+    cumulative += counts[b] as number
+    text += `\n${name}_bucket{${bucketLabels[b] as string}${tail}} ${valueText(cumulative)}`
+  }
+  text += `\n${name}_bucket{${bucketLabels[bucketLabels.length - 1] as string}${tail}} ${valueText(count)}`
+  const braces = labels === '' ? '' : `{${labels}}`
+  return `${text}\n${name}_sum${braces} ${valueText(sum)}\n${name}_count${braces} ${valueText(count)}`
+}
+
 interface MetricValue { value: number, labels: Record<string, string | number>, metricName?: string }
 
 /** What prom-client's registry reads from a histogram registered with `registerMetric`. */
@@ -19,17 +61,24 @@ abstract class HistogramMetric {
   readonly help: string
   /** Upper bounds of the buckets, ascending (+Inf is implied). */
   protected readonly bounds: readonly number[]
+  /** `le="<bound>"` of each bucket, `le="+Inf"` last: the text exposition's, built once. */
+  protected readonly bucketLabels: readonly string[]
 
   constructor (options: { name: string, help: string, buckets: readonly number[] }) {
     this.name = options.name
     this.help = options.help
     this.bounds = options.buckets
+    this.bucketLabels = [...options.buckets.map((bound) => labelText({ le: bound })), labelText({ le: '+Inf' })]
   }
+
+  /** The metric in the text exposition format, exactly as prom-client's `Registry.metrics()` writes it. */
+  abstract promText (): string
 }
 
 /** A histogram over label sets known up front; `observe(series, value)` takes the set's index. */
 export class IndexedHistogram extends HistogramMetric {
   readonly #series: readonly Labels[]
+  readonly #seriesText: readonly string[]
   readonly #buckets: Float64Array[]
   readonly #sums: Float64Array
   readonly #counts: Float64Array
@@ -37,6 +86,7 @@ export class IndexedHistogram extends HistogramMetric {
   constructor (options: { name: string, help: string, series: readonly Labels[], buckets: readonly number[] }) {
     super(options)
     this.#series = options.series
+    this.#seriesText = options.series.map(labelText)
     this.#buckets = options.series.map(() => new Float64Array(options.buckets.length))
     this.#sums = new Float64Array(options.series.length)
     this.#counts = new Float64Array(options.series.length)
@@ -56,6 +106,14 @@ export class IndexedHistogram extends HistogramMetric {
       histogramValues(values, this.name, this.bounds, this.#series[s] as Labels, this.#buckets[s] as Float64Array, this.#sums[s] as number, this.#counts[s] as number)
     }
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
+  }
+
+  promText (): string {
+    let text = headerText(this.name, this.help, this.type)
+    for (let s = 0; s < this.#series.length; s++) {
+      text += histogramText(this.name, this.bucketLabels, this.#seriesText[s] as string, this.#buckets[s] as Float64Array, this.#sums[s] as number, this.#counts[s] as number)
+    }
+    return text
   }
 
   reset (): void {
@@ -85,7 +143,7 @@ function histogramValues (values: MetricValue[], name: string, bounds: readonly 
   values.push({ value: count, labels: { ...labels }, metricName: `${name}_count` })
 }
 
-interface HistogramSeries { labels: Labels, counts: Float64Array, sum: number, count: number }
+interface HistogramSeries { labels: Labels, text: string, counts: Float64Array, sum: number, count: number }
 
 /**
  * A series key built by the caller: a string that is the same string object each time (so V8 has
@@ -102,7 +160,8 @@ export class KeyedHistogram extends HistogramMetric {
   observe (key: SeriesKey, labels: () => Labels, value: number): void {
     let series = this.#series.get(key)
     if (series === undefined) {
-      series = { labels: labels(), counts: new Float64Array(this.bounds.length), sum: 0, count: 0 }
+      const set = labels()
+      series = { labels: set, text: labelText(set), counts: new Float64Array(this.bounds.length), sum: 0, count: 0 }
       this.#series.set(key, series)
     }
     const bucket = bucketOf(this.bounds, value)
@@ -117,6 +176,12 @@ export class KeyedHistogram extends HistogramMetric {
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
   }
 
+  promText (): string {
+    let text = headerText(this.name, this.help, this.type)
+    for (const series of this.#series.values()) text += histogramText(this.name, this.bucketLabels, series.text, series.counts, series.sum, series.count)
+    return text
+  }
+
   reset (): void {
     this.#series.clear()
   }
@@ -128,7 +193,7 @@ export class KeyedCounter {
   readonly aggregator = 'sum'
   readonly name: string
   readonly help: string
-  readonly #series = new Map<SeriesKey, { labels: Labels, value: number }>()
+  readonly #series = new Map<SeriesKey, { labels: Labels, text: string, value: number }>()
 
   constructor (options: { name: string, help: string }) {
     this.name = options.name
@@ -139,13 +204,23 @@ export class KeyedCounter {
   inc (key: SeriesKey, labels: () => Labels, amount = 1): void {
     const series = this.#series.get(key)
     if (series !== undefined) series.value += amount
-    else this.#series.set(key, { labels: labels(), value: amount })
+    else {
+      const set = labels()
+      this.#series.set(key, { labels: set, text: labelText(set), value: amount })
+    }
   }
 
   get (): { name: string, help: string, type: 'counter', aggregator: 'sum', values: MetricValue[] } {
     const values: MetricValue[] = []
     for (const series of this.#series.values()) values.push({ value: series.value, labels: { ...series.labels } })
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values }
+  }
+
+  /** The metric in the text exposition format, exactly as prom-client's `Registry.metrics()` writes it. */
+  promText (): string {
+    let text = headerText(this.name, this.help, this.type)
+    for (const series of this.#series.values()) text += `\n${this.name}${series.text === '' ? '' : `{${series.text}}`} ${valueText(series.value)}`
+    return text
   }
 
   reset (): void {

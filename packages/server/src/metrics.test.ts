@@ -72,6 +72,42 @@ describe('createServerMetrics: each request lands in the series of its own label
     const text = await metrics.registry.metrics()
     expect(series(text, 'apt_http_requests_total')).toEqual(expected)
     expect(series(text, 'apt_tokens_total')).toEqual(tokens)
+    // What /metrics serves is prom-client's own text, byte for byte, written faster.
+    expect(await metrics.text()).toBe(text)
+    metrics.close()
+  })
+
+  test('text() is registry.metrics() byte for byte: streams, every histogram, prom-client metrics beside them, default labels', async () => {
+    const metrics = createServerMetrics({
+      processMetrics: false,
+      connectionStats: () => STATS,
+      gauges: () => ({ inFlightRequests: 2, inFlightStreams: 1, draining: false }),
+      alerts: () => [{ id: 'error-rate', firing: true }],
+    })
+    expect(await metrics.text()).toBe(await metrics.registry.metrics()) // nothing observed yet
+    const values = [0, 0.0004, 0.003, 0.2, 1.5, 42, 700, Number.POSITIVE_INFINITY]
+    values.forEach((ms, i) => {
+      const stream = record(ROUTE_NAMES[i % ROUTE_NAMES.length] as RouteName, i % 2 === 0 ? 'POST' : 'GET', i === 3 ? 529 : 200, i % 3 === 0 ? 'claude-a' : 'claude-b', i)
+      stream.durationMs = ms
+      stream.ttfbMs = ms / 2
+      stream.overheadMs = ms / 100
+      stream.isStream = i % 2 === 0
+      if (stream.usage !== undefined) {
+        stream.usage.firstTokenAt = 1
+        stream.usage.streamErrorType = i === 5 ? 'overloaded_error' : undefined
+        stream.usage.stopReason = i === 6 ? 'a "new" \\ reason\n' : 'end_turn'
+      }
+      stream.ttftMs = ms / 3
+      metrics.observe(stream)
+    })
+    const text = await metrics.text()
+    expect(text).toBe(await metrics.registry.metrics())
+    for (const name of ['apt_http_request_duration_seconds_bucket', 'apt_time_to_first_token_seconds_bucket', 'apt_stream_errors_total', 'apt_alert_firing']) expect(text).toContain(name)
+    // With default labels on every line, prom-client writes it all.
+    metrics.registry.setDefaultLabels({ instance: 'a"b' })
+    const labelled = await metrics.text()
+    expect(labelled).toBe(await metrics.registry.metrics())
+    expect(labelled).toContain('instance="a\\"b"')
     metrics.close()
   })
 })
