@@ -15,6 +15,6 @@ export {
   type RequestSample,
 } from './monitor.js'
 export { MonitorError, type MonitorErrorCode } from './monitor-error.js'
-export type { MemoryUsage, MonitorOptions } from './monitor-options.js'
+export { DEFAULT_EVENT_LOOP_RESOLUTION_MS, type MemoryUsage, type MonitorOptions } from './monitor-options.js'
 export type { RouteStats, StatusCounts, WindowEventLoopDelay, WindowMemory, WindowStats } from './sliding-window.js'
 export { type Baseline, leastSquaresSlope, type RegressionOptions, type RegressionReport, type TrendReport } from './trend.js'

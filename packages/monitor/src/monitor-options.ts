@@ -10,6 +10,14 @@ export interface MemoryUsage {
   heapUsed: number
 }
 
+/**
+ * The event-loop delay sampling resolution when none is given (ms). Each sampler is a timer that
+ * wakes the loop this often, idle or not; a process that samples twice (the proxy's Prometheus
+ * metrics do too) should use the same resolution for both, started in the same turn of the loop,
+ * so that one wake-up serves both.
+ */
+export const DEFAULT_EVENT_LOOP_RESOLUTION_MS = 20
+
 export interface MonitorOptions {
   /** Clock in milliseconds. Default: `performance.timeOrigin + performance.now()` (monotonic, epoch-based). */
   now?: () => number
@@ -107,7 +115,7 @@ export function resolveMonitorOptions (options: MonitorOptions): ResolvedMonitor
   check(isCount(significantDigits, 1, 5), `significantDigits must be an integer from 1 to 5, got ${String(significantDigits)}`)
   const sampleIntervalMs = options.sampleIntervalMs ?? 1000
   check(isNonNegative(sampleIntervalMs), `sampleIntervalMs must be a non-negative number of milliseconds (0 disables the timer), got ${String(sampleIntervalMs)}`)
-  const eventLoopResolutionMs = options.eventLoopResolutionMs ?? 20
+  const eventLoopResolutionMs = options.eventLoopResolutionMs ?? DEFAULT_EVENT_LOOP_RESOLUTION_MS
   check(isCount(eventLoopResolutionMs, 1), `eventLoopResolutionMs must be a positive integer (ms), got ${String(eventLoopResolutionMs)}`)
   const memoryUsage = options.memoryUsage ?? defaultMemoryUsage
   check(typeof memoryUsage === 'function', 'memoryUsage must be a function')

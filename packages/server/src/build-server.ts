@@ -1,5 +1,5 @@
 import { type ConnectionStats, createUpstreamClient, type UpstreamClient } from '@apt/adapter'
-import { createMonitor, type Monitor, type RequestSample } from '@apt/monitor'
+import { createMonitor, DEFAULT_EVENT_LOOP_RESOLUTION_MS, type Monitor, type RequestSample } from '@apt/monitor'
 import { createServer as createHttpServer, type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
 import Fastify, { type FastifyInstance, LogController } from 'fastify'
@@ -159,6 +159,9 @@ export function buildServer (options: ServerOptions): FastifyInstance {
 
   const metrics = createServerMetrics({
     processMetrics: options.metrics?.processMetrics ?? true,
+    // The monitor (created above, in this same turn of the loop) samples the event loop too: the
+    // same resolution makes the two samplers one wake-up (about 100 fewer a second when idle).
+    eventLoopResolutionMs: (ownsMonitor ? (options.monitor as { eventLoopResolutionMs?: number } | undefined)?.eventLoopResolutionMs : undefined) ?? DEFAULT_EVENT_LOOP_RESOLUTION_MS,
     connectionStats: () => upstream.stats(),
     gauges: () => ({ inFlightRequests: state.inFlightRequests, inFlightStreams: state.inFlightStreams, draining: state.draining }),
     ...(monitor === null ? {} : { alerts: () => monitor.alerts().map((alert) => ({ id: alert.rule.id, firing: alert.state === 'firing' })) }),
