@@ -102,13 +102,11 @@ export function buildServer (options: ServerOptions): FastifyInstance {
   const metricsToken = options.metrics?.token
 
   // stdout gets an asynchronous, batched destination: a synchronous write per
-  // request line costs a syscall on the hot path. A timer flushes quiet periods.
+  // request line costs a syscall on the hot path. A timer flushes quiet periods; it runs only
+  // while lines wait (an interval woke an idle proxy twice a second).
   const logDestination = options.logger === false || options.logStream !== undefined
     ? undefined
-    : new BatchedDestination({ fd: 1, batchBytes: LOG_BUFFER_BYTES })
-  const logFlushTimer = logDestination === undefined
-    ? null
-    : setInterval(() => { logDestination.flush() }, LOG_FLUSH_MS).unref()
+    : new BatchedDestination({ fd: 1, batchBytes: LOG_BUFFER_BYTES, flushAfterMs: LOG_FLUSH_MS })
   // `/v1/*` on real connections skips Fastify's router, request objects and hooks: the front
   // (./front.ts) or, for requests it hands over, the node:http listener calls the proxy handler.
   let fastPath: ((request: IncomingMessage | FrontRequest, response: ServerResponse | FrontResponse) => void) | null = null
@@ -370,7 +368,6 @@ export function buildServer (options: ServerOptions): FastifyInstance {
 
   app.addHook('onClose', async () => {
     if (sweepTimer !== null) clearTimeout(sweepTimer)
-    if (logFlushTimer !== null) clearInterval(logFlushTimer)
     // Still flushed at process exit after this (lines logged after close, e.g. the shutdown summary).
     logDestination?.flushSync()
     metrics.close()

@@ -293,6 +293,56 @@ describe('BatchedDestination', () => {
     }
   })
 
+  test('flushAfterMs: a waiting line is written within it, by a timer that runs only while lines wait', async () => {
+    const pipe = fifo()
+    try {
+      const destination = new BatchedDestination({ fd: pipe.writer, batchBytes: 4096, flushAfterMs: 30 })
+      let flushes = 0
+      const flush = destination.flush.bind(destination)
+      destination.flush = () => {
+        flushes++
+        flush()
+      }
+      const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms))
+
+      destination.write('{"n":1}\n')
+      const start = performance.now()
+      expect(await readFifoUntil(pipe.reader, 8)).toBe('{"n":1}\n')
+      expect(performance.now() - start).toBeGreaterThanOrEqual(25)
+      expect(flushes).toBe(1)
+      // A line through reserve/commit (the request log's way) is flushed the same way.
+      const line = '{"n":2}\n'
+      const buffer = destination.reserve(line.length) as Buffer
+      destination.commit(destination.length + buffer.write(line, destination.length))
+      expect(await readFifoUntil(pipe.reader, 8)).toBe(line)
+      expect(flushes).toBe(2)
+
+      // Nothing waits: the timer does not run (an interval would have flushed five times).
+      await sleep(160)
+      expect(flushes).toBe(2)
+
+      // Lines logged steadily: flushed about every 30 ms, every line once and in order.
+      const lines: string[] = []
+      for (let n = 0; n < 30; n++) {
+        lines.push(`{"n":${n}}\n`)
+        destination.write(lines[n] as string)
+        await sleep(5)
+      }
+      expect(await readFifoUntil(pipe.reader, lines.join('').length)).toBe(lines.join(''))
+      expect(flushes).toBeGreaterThanOrEqual(4)
+
+      // flushSync (the server's close) writes what waits and stops the timer.
+      destination.write('{"last":true}\n')
+      destination.flushSync()
+      const after = flushes
+      expect(await readFifoUntil(pipe.reader, 14)).toBe('{"last":true}\n')
+      await sleep(100)
+      expect(flushes).toBe(after)
+    } finally {
+      pipe.close()
+    }
+  })
+
   test('past maxPendingBytes new lines are dropped and counted; those kept arrive whole and in order', async () => {
     const pipe = fifo()
     try {

@@ -271,6 +271,12 @@ export interface BatchedDestinationOptions {
   batchBytes: number
   /** Lines waiting for a full non-blocking fd beyond this many bytes are dropped (and counted). Default 8 MiB. */
   maxPendingBytes?: number
+  /**
+   * A line is written at most this long after it was logged (ms), by a timer that runs only
+   * while lines wait: an idle server does not wake for its log. 0: only when a batch fills, on
+   * `flush()` and at exit. Default 0.
+   */
+  flushAfterMs?: number
 }
 
 /** EAGAIN retries at exit before what is left is given up (a reader that never drains must not hang exit). */
@@ -300,6 +306,10 @@ export class BatchedDestination {
   #pendingBytes = 0
   #offset = 0
   #retry: NodeJS.Timeout | null = null
+  readonly #flushAfterMs: number
+  /** Made once, re-armed (`refresh()`) by the first line after it fired. */
+  #flushTimer: NodeJS.Timeout | null = null
+  #flushArmed = false
   /** Lines dropped because the fd stayed full, or failed. */
   dropped = 0
 
@@ -307,6 +317,7 @@ export class BatchedDestination {
     this.#fd = options.fd
     this.#batchBytes = options.batchBytes
     this.#maxPendingBytes = options.maxPendingBytes ?? 8 * 1024 * 1024
+    this.#flushAfterMs = options.flushAfterMs ?? 0
     this.#buffer = Buffer.allocUnsafe(options.batchBytes * 2)
     // Lines logged after the server closed (the last shutdown line, a second signal) still reach
     // the fd: one exit handler for every open destination writes what is pending.
@@ -337,6 +348,7 @@ export class BatchedDestination {
     }
     this.#length += this.#buffer.write(line, this.#length, 'utf8')
     if (this.#length >= this.#batchBytes) this.flush()
+    else if (!this.#flushArmed) this.#armFlush()
     return true
   }
 
@@ -362,6 +374,19 @@ export class BatchedDestination {
   commit (end: number): void {
     this.#length = end
     if (end >= this.#batchBytes) this.flush()
+    else if (!this.#flushArmed) this.#armFlush()
+  }
+
+  #armFlush (): void {
+    if (this.#flushAfterMs === 0) return
+    this.#flushArmed = true
+    if (this.#flushTimer === null) this.#flushTimer = setTimeout(this.#onFlushTimer, this.#flushAfterMs).unref()
+    else this.#flushTimer.refresh()
+  }
+
+  #onFlushTimer = (): void => {
+    this.#flushArmed = false
+    this.flush()
   }
 
   /** Write every pending batch now, as far as the fd takes it without waiting. */
@@ -372,6 +397,11 @@ export class BatchedDestination {
 
   /** At exit: write what is pending, retrying a full fd a bounded number of times. */
   flushSync (): void {
+    if (this.#flushTimer !== null) {
+      clearTimeout(this.#flushTimer)
+      this.#flushTimer = null
+      this.#flushArmed = false
+    }
     this.#rotate()
     for (let attempt = 0; attempt < EXIT_RETRIES && this.#pending.length !== 0; attempt++) this.#drain(true)
   }

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { brotliCompressSync, constants, createGzip } from 'node:zlib'
 import { describe, expect, test } from 'vitest'
-import { createUsageTap, type UsageFacts } from './usage-tap.js'
+import { createUsageTap, eventEnd, type UsageFacts } from './usage-tap.js'
 
 const fixture = readFileSync(new URL('../test/fixtures/padded-stream.sse', import.meta.url))
 
@@ -231,5 +231,23 @@ describe('createUsageTap', () => {
     const odd = await run('sse', undefined, [Buffer.from('event: message_start\ndata: null\n\nevent: message_delta\n\nevent: ping\ndata: {}\n\nevent:\n\nevent: message_delta\ndata: 7\n\n')])
     expect(odd.usage).toBeUndefined()
     expect(odd.events).toBe(5)
+  })
+
+  test('an event\'s end is the first blank line, as Buffer.indexOf finds it, in every layout of newlines', () => {
+    // Every buffer of up to 12 bytes drawn from newline and one other byte, searched from every
+    // offset: both parities, runs of newlines, a pair at either end.
+    for (let length = 0; length <= 12; length++) {
+      for (let bits = 0; bits < 2 ** length; bits++) {
+        const bytes = Buffer.alloc(length, 0x61)
+        for (let i = 0; i < length; i++) if ((bits >> i) & 1) bytes[i] = 0x0a
+        for (let from = 0; from <= length; from++) {
+          const expected = bytes.indexOf('\n\n', from)
+          if (eventEnd(bytes, from) !== expected) throw new Error(`eventEnd(${JSON.stringify(bytes.toString())}, ${from}) is ${eventEnd(bytes, from)}, not ${expected}`)
+        }
+      }
+    }
+    // Long spans (past the short-span loop) and a real event's layout.
+    const event = Buffer.from(`event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"${'x'.repeat(600)}"}}\n\nevent: ping\n\n`)
+    for (const from of [0, 1, 2, 27, 640]) expect(eventEnd(event, from)).toBe(event.indexOf('\n\n', from))
   })
 })

@@ -70,11 +70,20 @@ const ERROR_EVENT = Buffer.from('error')
 /** Spans longer than this are searched by the binding (memchr); shorter ones in a loop, without a call into C++. */
 const SHORT_SPAN = 512
 
-/** Where the blank line ending an event (`\n\n`) starts in `bytes` from `from`, or -1. */
-function eventEnd (bytes: Buffer, from: number): number {
-  const last = bytes.length - 1
-  if (last - from > SHORT_SPAN) return bytes.indexOf(EVENT_END, from)
-  for (let i = from; i < last; i++) if (bytes[i] === 0x0a && bytes[i + 1] === 0x0a) return i
+/**
+ * Where the first blank line ending an event (`\n\n`) starts in `bytes` from `from`, or -1.
+ * Exported for its tests.
+ */
+export function eventEnd (bytes: Buffer, from: number): number {
+  const length = bytes.length
+  if (length - 1 - from > SHORT_SPAN) return bytes.indexOf(EVENT_END, from)
+  // Two newlines side by side always put one on every second byte from `from + 1`: look only
+  // there, then at its neighbours (the earlier one first, so the first pair wins).
+  for (let i = from + 1; i < length; i += 2) {
+    if (bytes[i] !== 0x0a) continue
+    if (bytes[i - 1] === 0x0a) return i - 1
+    if (i + 1 < length && bytes[i + 1] === 0x0a) return i
+  }
   return -1
 }
 
