@@ -1,5 +1,11 @@
 import { expect, test } from 'vitest'
-import { createHdr, Distribution, HdrIndexer, scaleValue } from './distribution.js'
+import { createHdr, Distribution, HdrIndexer, scaleValue, summarizeSum } from './distribution.js'
+
+const indexer = new HdrIndexer(3)
+function record (distribution: Distribution, value: number): void {
+  const scaled = scaleValue(value)
+  distribution.recordAt(indexer.indexOf(scaled), scaled, value)
+}
 
 test.each([1, 2, 3, 4, 5] as const)('HdrIndexer matches HdrHistogram countsArrayIndex (%i digits)', (digits) => {
   const indexer = new HdrIndexer(digits)
@@ -15,11 +21,6 @@ test.each([1, 2, 3, 4, 5] as const)('HdrIndexer matches HdrHistogram countsArray
 })
 
 test('merging distributions of different sizes equals recording everything into one', () => {
-  const indexer = new HdrIndexer(3)
-  const record = (distribution: Distribution, value: number): void => {
-    const scaled = scaleValue(value)
-    distribution.recordAt(indexer.indexOf(scaled), scaled, value)
-  }
   const small = new Distribution(3) // stays small: values below 2 ms
   const large = new Distribution(3) // grows: values up to an hour
   const all = new Distribution(3)
@@ -35,7 +36,33 @@ test('merging distributions of different sizes equals recording everything into 
     expect(merged.summary()).toEqual(all.summary())
     expect(merged.histogram.totalCount).toBe(2_000)
     expect(merged.percentile(25)).toBe(all.percentile(25))
+    // Read together without a merged copy: the same summary.
+    expect(summarizeSum(order, all.min, all.max)).toEqual(all.summary())
   }
+  expect(summarizeSum([new Distribution(3), new Distribution(3)], 0, 0)).toEqual(new Distribution(3).summary())
+})
+
+test('subtracting a part that was added leaves the rest: counts, count and sum exact; emptied, it is reset', () => {
+  const early = new Distribution(3)
+  const late = new Distribution(3) // grows the sum's array further than `early` does
+  for (let index = 1; index <= 500; index++) {
+    record(early, index / 100)
+    record(late, index * 7_200)
+  }
+  const sum = new Distribution(3)
+  sum.add(early)
+  sum.add(late)
+  sum.subtract(early)
+  expect(sum.count).toBe(500)
+  expect(sum.histogram.totalCount).toBe(500)
+  expect(sum.sum).toBeCloseTo(late.sum, 6)
+  // min and max are the caller's to set after a subtraction.
+  sum.min = late.min
+  expect(sum.summary()).toEqual(late.summary())
+  sum.subtract(late)
+  expect(sum.count).toBe(0)
+  expect(sum.summary().p50).toBeNull()
+  expect(sum.histogram.totalCount).toBe(0)
 })
 
 test('values beyond the largest recordable are clamped, not thrown', () => {
@@ -48,11 +75,6 @@ test('values beyond the largest recordable are clamped, not thrown', () => {
 })
 
 test('merging a reset, reused histogram (grown array, small values again) into a mid-size one neither throws nor loses counts', () => {
-  const indexer = new HdrIndexer(3)
-  const record = (distribution: Distribution, value: number): void => {
-    const scaled = scaleValue(value)
-    distribution.recordAt(indexer.indexOf(scaled), scaled, value)
-  }
   // A window slice: grew to an hour-long value, was reset when the window moved on, now holds small values.
   const slice = new Distribution(3)
   record(slice, 3_600_000)

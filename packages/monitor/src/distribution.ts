@@ -95,6 +95,16 @@ function mergeCounts (target: Int32Histogram, source: Int32Histogram): void {
   if (source.minNonZeroValue < Number.MAX_SAFE_INTEGER) target.updateMinAndMax(source.minNonZeroValue)
 }
 
+/** Takes `source`'s counts out of `target`, which holds them (added before, same precision). */
+function subtractCounts (target: Int32Histogram, source: Int32Histogram): void {
+  const length = Math.min(source.countsArrayLength, target.countsArrayLength)
+  for (let index = 0; index < length; index++) {
+    const count = source.getCountAtIndex(index)
+    if (count !== 0) target.addToCountAtIndex(index, -count)
+  }
+  target.setTotalCount(target.totalCount - source.totalCount)
+}
+
 function countAtPercentile (percentile: number, total: number): number {
   const exact = (percentile / 100) * total
   // Subtract one ulp so floating-point noise cannot push the rank up by one (as HdrHistogram does).
@@ -107,17 +117,31 @@ function countAtPercentile (percentile: number, total: number): number {
  * using one pass over the counts array.
  */
 export function valuesAtPercentiles (histogram: Int32Histogram, percentiles: readonly number[], out: number[]): void {
-  const total = histogram.totalCount
+  valuesAtPercentilesOfSum([histogram], histogram.totalCount, percentiles, out)
+}
+
+/**
+ * `valuesAtPercentiles` over the sum of several histograms of one precision, without making the
+ * sum: each index's counts are added as the pass goes, and the pass stops at the last percentile.
+ */
+function valuesAtPercentilesOfSum (histograms: readonly Int32Histogram[], total: number, percentiles: readonly number[], out: number[]): void {
+  const first = histograms[0] as Int32Histogram
+  let length = 0
+  for (const histogram of histograms) if (histogram.countsArrayLength > length) length = histogram.countsArrayLength
   let k = 0
   let target = countAtPercentile(percentiles[0] ?? 100, total)
   let running = 0
-  const length = histogram.countsArrayLength
   for (let index = 0; index < length && k < percentiles.length; index++) {
-    const count = histogram.getCountAtIndex(index)
+    let count = 0
+    for (let part = 0; part < histograms.length; part++) {
+      const histogram = histograms[part] as Int32Histogram
+      if (index < histogram.countsArrayLength) count += histogram.getCountAtIndex(index)
+    }
     if (count === 0) continue
     running += count
     while (k < percentiles.length && running >= target) {
-      out[k] = histogram.highestEquivalentValue(histogram.valueFromIndex(index))
+      // An index means the same value in every histogram of one precision.
+      out[k] = first.highestEquivalentValue(first.valueFromIndex(index))
       k++
       target = countAtPercentile(percentiles[k] ?? 100, total)
     }
@@ -169,6 +193,23 @@ export class Distribution {
     if (other.max > this.max) this.max = other.max
   }
 
+  /**
+   * Takes out `other`, which was added before and has not changed since. Counts, `count` and
+   * `sum` stay exact; `min` and `max` cannot be taken back, so they stay as they were and the
+   * caller that subtracts sets them (from what is left) before reading a summary. Empty again,
+   * it is reset, so no rounding of `sum` carries over.
+   */
+  subtract (other: Distribution): void {
+    if (other.count === 0) return
+    if (other.count === this.count) {
+      this.reset()
+      return
+    }
+    subtractCounts(this.histogram, other.histogram)
+    this.count -= other.count
+    this.sum -= other.sum
+  }
+
   reset (): void {
     if (this.count === 0) return
     this.histogram.reset()
@@ -187,24 +228,49 @@ export class Distribution {
   }
 
   summary (): LatencySummary {
-    if (this.count === 0) {
-      return { count: 0, min: null, mean: null, max: null, p50: null, p90: null, p95: null, p99: null, p999: null }
-    }
+    if (this.count === 0) return emptySummary()
     const out = [0, 0, 0, 0, 0]
     valuesAtPercentiles(this.histogram, SUMMARY_PERCENTILES, out)
-    // Reported at the histogram's resolution (1/1000 of the unit), like the percentiles.
-    const max = round3(this.max)
-    const at = (k: number): number => Math.min((out[k] ?? 0) / SCALE, max)
-    return {
-      count: this.count,
-      min: round3(this.min),
-      mean: round3(this.sum / this.count),
-      max,
-      p50: at(0),
-      p90: at(1),
-      p95: at(2),
-      p99: at(3),
-      p999: at(4),
-    }
+    return summaryOf(this.count, this.sum, this.min, this.max, out)
   }
+}
+
+function emptySummary (): LatencySummary {
+  return { count: 0, min: null, mean: null, max: null, p50: null, p90: null, p95: null, p99: null, p999: null }
+}
+
+function summaryOf (count: number, sum: number, min: number, max: number, out: readonly number[]): LatencySummary {
+  // Reported at the histogram's resolution (1/1000 of the unit), like the percentiles.
+  const top = round3(max)
+  const at = (k: number): number => Math.min((out[k] ?? 0) / SCALE, top)
+  return {
+    count,
+    min: round3(min),
+    mean: round3(sum / count),
+    max: top,
+    p50: at(0),
+    p90: at(1),
+    p95: at(2),
+    p99: at(3),
+    p999: at(4),
+  }
+}
+
+/**
+ * The summary of several distributions of one precision taken together, as `summary()` of their
+ * merge would give it, in one pass over their counts and without a merged copy. `min` and `max`
+ * are the exact extremes of what they hold (a distribution something was subtracted from no
+ * longer knows its own).
+ */
+export function summarizeSum (parts: readonly Distribution[], min: number, max: number): LatencySummary {
+  let count = 0
+  let sum = 0
+  for (const part of parts) {
+    count += part.count
+    sum += part.sum
+  }
+  if (count === 0) return emptySummary()
+  const out = [0, 0, 0, 0, 0]
+  valuesAtPercentilesOfSum(parts.map((part) => part.histogram), count, SUMMARY_PERCENTILES, out)
+  return summaryOf(count, sum, min, max, out)
 }

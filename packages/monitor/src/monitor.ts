@@ -2,7 +2,7 @@ import { channel } from 'node:diagnostics_channel'
 import { type IntervalHistogram, monitorEventLoopDelay } from 'node:perf_hooks'
 import { AlertEvaluator, type AlertState, type AlertTransition } from './alert-evaluator.js'
 import { type AlertRule, metricValue } from './alert-rules.js'
-import { Distribution, HdrIndexer, type LatencySummary } from './distribution.js'
+import { HdrIndexer, type LatencySummary } from './distribution.js'
 import { type HistoryEntry, HistoryRing } from './history.js'
 import { assertMeasurement } from './latency-histogram.js'
 import { MonitorError } from './monitor-error.js'
@@ -186,7 +186,6 @@ class RequestMonitor implements Monitor {
   readonly #windows: SlidingWindow[]
   readonly #indexer: HdrIndexer
   readonly #prepared = new PreparedSample()
-  readonly #scratch: Distribution
   readonly #interval: Slice
   readonly #history: HistoryRing<HistoryEntry>
   readonly #evaluator: AlertEvaluator
@@ -213,7 +212,6 @@ class RequestMonitor implements Monitor {
     const digits = options.significantDigits
     this.#windows = options.windowsMs.map((windowMs) => new SlidingWindow(windowMs, options.slicesPerWindow, digits, startedAt))
     this.#indexer = new HdrIndexer(digits)
-    this.#scratch = new Distribution(digits)
     this.#interval = new Slice(digits)
     this.#interval.reset(0, 0)
     this.#history = new HistoryRing(options.historyIntervalMs > 0 ? options.historySize : 0)
@@ -459,7 +457,7 @@ class RequestMonitor implements Monitor {
         const key = `${rule.windowMs}:${kind}`
         let summary = summaries.get(key)
         if (summary === undefined) {
-          summary = window.summary(kind, now, this.#active, this.#scratch)
+          summary = window.summary(kind, now, this.#active)
           summaries.set(key, summary)
         }
         return summary
@@ -514,7 +512,7 @@ class RequestMonitor implements Monitor {
       const figures = window.counters(now, this.#active, null)
       count = figures.count
       errorRate = figures.errorRate
-      p95Ms = window.summary('durationMs', now, this.#active, this.#scratch).p95
+      p95Ms = window.summary('durationMs', now, this.#active).p95
     }
     return analyseTrends(this.#history.toArray(), { count, errorRate, p95Ms }, this.#baseline, regression)
   }
@@ -535,7 +533,7 @@ class RequestMonitor implements Monitor {
 
   snapshot (): MonitorSnapshot {
     const now = this.#now()
-    const windows = this.#windows.map((window) => window.read(now, this.#active, this.#memory, this.#scratch))
+    const windows = this.#windows.map((window) => window.read(now, this.#active, this.#memory))
     const regressionStats = windows.find((stats) => stats.windowMs === this.#options.regression.windowMs) ?? null
     return {
       at: now,

@@ -3,7 +3,6 @@ import { Distribution, HdrIndexer } from './distribution.js'
 import { PreparedSample, SlidingWindow, statusIndex } from './sliding-window.js'
 
 const indexer = new HdrIndexer(3)
-const scratch = new Distribution(3)
 
 interface SampleFacts {
   status?: number
@@ -30,7 +29,7 @@ function recordAt (window: SlidingWindow, now: number, durationMs: number, times
   for (let index = 0; index < times; index++) window.current(now, 0).add(sample)
 }
 
-const read = (window: SlidingWindow, now: number) => window.read(now, 0, null, scratch)
+const read = (window: SlidingWindow, now: number) => window.read(now, 0, null)
 
 describe('SlidingWindow', () => {
   test('values roll out slice by slice as the clock advances', () => {
@@ -105,6 +104,61 @@ describe('SlidingWindow', () => {
     expect(stats.ttftMs.count).toBe(0)
     expect(stats.overheadUs.count).toBe(0)
   })
+})
+
+test('a read merges the completed slices\' running sum with the current slice: every summary equals the window\'s own samples, summarised afresh', () => {
+  // mulberry32 (every bit varies).
+  let seed = 5
+  const random = (): number => {
+    seed = (seed + 0x6d2b79f5) | 0
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
+  }
+  for (const [windowMs, slices] of [[10_000, 10], [60_000, 6], [3_000, 3]] as const) {
+    const sliceMs = windowMs / slices
+    const window = new SlidingWindow(windowMs, slices, 3, 0)
+    const samples: { epoch: number, durationMs: number, ttfbMs: number | undefined }[] = []
+    let now = 0
+    let newestEpoch = 0
+    for (let step = 0; step < 4_000; step++) {
+      // Mostly small steps, some whole slices, now and then a gap longer than the window or a
+      // clock that goes back (which keeps writing to the newest slice).
+      const roll = random()
+      now += roll < 0.85 ? random() * sliceMs * 0.2 : roll < 0.97 ? random() * sliceMs * 2 : roll < 0.99 ? windowMs * (1 + random()) : -random() * sliceMs
+      if (random() < 0.8) {
+        // The window moves on when it is written to or read, never back.
+        newestEpoch = Math.max(newestEpoch, Math.floor(now / sliceMs))
+        const durationMs = random() < 0.1 ? random() * 60_000 : 0.2 + random() ** 3 * 50
+        const ttfbMs = random() < 0.5 ? durationMs * random() : undefined
+        for (let times = 1 + Math.floor(random() * 3); times > 0; times--) {
+          window.current(now, 0).add(prepared(durationMs, { ttfbMs }))
+          samples.push({ epoch: newestEpoch, durationMs, ttfbMs })
+        }
+      }
+      // Read (as alerts and snapshots do) at random moments: the running sums must stay exact.
+      if (random() < 0.3) {
+        const stats = read(window, now)
+        newestEpoch = Math.max(newestEpoch, Math.floor(now / sliceMs))
+        const inWindow = samples.filter((sample) => sample.epoch > newestEpoch - slices)
+        for (const kind of ['durationMs', 'ttfbMs'] as const) {
+          const fresh = new Distribution(3)
+          for (const sample of inWindow) {
+            const value = sample[kind]
+            if (value === undefined) continue
+            const scaled = Math.min(Math.round(value * 1000), 2 ** 40)
+            fresh.recordAt(indexer.indexOf(scaled), scaled, value)
+          }
+          const expected = fresh.summary()
+          const actual = stats[kind]
+          // The mean is a sum of floating-point values taken in another order: equal to 1e-9.
+          expect({ ...actual, mean: null }).toEqual({ ...expected, mean: null })
+          if (expected.mean === null) expect(actual.mean).toBeNull()
+          else expect(Math.abs((actual.mean as number) - expected.mean)).toBeLessThanOrEqual(0.001)
+        }
+      }
+    }
+  }
 })
 
 test('statusIndex buckets HTTP statuses', () => {

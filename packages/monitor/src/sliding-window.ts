@@ -1,4 +1,4 @@
-import { Distribution, type HdrIndexer, type LatencySummary, type SignificantDigits, scaleValue } from './distribution.js'
+import { Distribution, type HdrIndexer, type LatencySummary, type SignificantDigits, scaleValue, summarizeSum } from './distribution.js'
 
 /** The four recorded distributions, in slice order. */
 export const DISTRIBUTION_KINDS = ['durationMs', 'ttfbMs', 'ttftMs', 'overheadUs'] as const
@@ -194,11 +194,21 @@ export class SlidingWindow {
   readonly sliceMs: number
   readonly #slices: Slice[]
   readonly #startedAt: number
+  readonly #digits: SignificantDigits
   #epoch: number
+  /**
+   * Per distribution kind, once read: the sum of the window's completed slices up to epoch
+   * `#sealedThrough[kind]`. Completed slices no longer change, so a read merges this and the
+   * current slice (two merges, not one per slice), adds the slices completed since the last read,
+   * and a slice leaving the window is taken out as it is reset.
+   */
+  readonly #sealed: (Distribution | null)[] = [null, null, null, null]
+  readonly #sealedThrough: number[] = [Number.NEGATIVE_INFINITY, Number.NEGATIVE_INFINITY, Number.NEGATIVE_INFINITY, Number.NEGATIVE_INFINITY]
 
   constructor (windowMs: number, sliceCount: number, digits: SignificantDigits, startedAt: number) {
     this.windowMs = windowMs
     this.sliceMs = windowMs / sliceCount
+    this.#digits = digits
     this.#slices = Array.from({ length: sliceCount }, () => new Slice(digits))
     this.#startedAt = startedAt
     this.#epoch = Math.floor(startedAt / this.sliceMs)
@@ -216,7 +226,11 @@ export class SlidingWindow {
     if (epoch > this.#epoch) {
       // A clock that goes backwards keeps writing to the newest slice instead.
       const steps = Math.min(epoch - this.#epoch, this.#slices.length)
-      for (let step = steps - 1; step >= 0; step--) this.#sliceAt(epoch - step).reset(epoch - step, activeStreams)
+      for (let step = steps - 1; step >= 0; step--) {
+        const slice = this.#sliceAt(epoch - step)
+        this.#unseal(slice)
+        slice.reset(epoch - step, activeStreams)
+      }
       this.#epoch = epoch
     }
     return this.#sliceAt(this.#epoch)
@@ -239,15 +253,38 @@ export class SlidingWindow {
     return Math.max(0, now - Math.max(this.#startedAt, oldestStart))
   }
 
-  /** Merges one distribution kind across the live slices into `scratch` and summarises it. */
-  summary (kind: DistributionKind, now: number, activeStreams: number, scratch: Distribution): LatencySummary {
-    const index = DISTRIBUTION_KINDS.indexOf(kind)
-    scratch.reset()
-    for (const slice of this.#live(now, activeStreams)) {
-      const distribution = slice.distributions[index]
-      if (distribution !== undefined) scratch.add(distribution)
+  /** A slice about to be reset leaves the sealed sums that hold it. */
+  #unseal (slice: Slice): void {
+    for (let kind = 0; kind < 4; kind++) {
+      const sealed = this.#sealed[kind]
+      if (sealed !== null && sealed !== undefined && slice.epoch <= (this.#sealedThrough[kind] as number)) {
+        sealed.subtract(slice.distributions[kind] as Distribution)
+      }
     }
-    return scratch.summary()
+  }
+
+  /** One distribution kind over the live slices: the completed slices' running sum and the current slice, read together. */
+  summary (kind: DistributionKind, now: number, activeStreams: number): LatencySummary {
+    const index = DISTRIBUTION_KINDS.indexOf(kind)
+    const live = this.#live(now, activeStreams)
+    let sealed = this.#sealed[index]
+    if (sealed === null || sealed === undefined) {
+      sealed = new Distribution(this.#digits)
+      this.#sealed[index] = sealed
+    }
+    const through = this.#sealedThrough[index] as number
+    let min = Number.POSITIVE_INFINITY
+    let max = Number.NEGATIVE_INFINITY
+    for (const slice of live) {
+      const distribution = slice.distributions[index] as Distribution
+      if (slice.epoch !== this.#epoch && slice.epoch > through) sealed.add(distribution)
+      if (distribution.count === 0) continue
+      if (distribution.min < min) min = distribution.min
+      if (distribution.max > max) max = distribution.max
+    }
+    this.#sealedThrough[index] = this.#epoch - 1
+    // A sum that slices have left keeps no exact min or max: the live slices' own are exact.
+    return summarizeSum([sealed, this.#sliceAt(this.#epoch).distributions[index] as Distribution], min, max)
   }
 
   /** Everything except the four distributions (cheap: no histogram merge). */
@@ -317,14 +354,14 @@ export class SlidingWindow {
     }
   }
 
-  read (now: number, activeStreams: number, memory: MemoryReading | null, scratch: Distribution): WindowStats {
+  read (now: number, activeStreams: number, memory: MemoryReading | null): WindowStats {
     const { activeStreams: active, peakActiveStreams, memory: windowMemory, eventLoopDelay, routes, ...head } = this.counters(now, activeStreams, memory)
     return {
       ...head,
-      durationMs: this.summary('durationMs', now, activeStreams, scratch),
-      ttfbMs: this.summary('ttfbMs', now, activeStreams, scratch),
-      ttftMs: this.summary('ttftMs', now, activeStreams, scratch),
-      overheadUs: this.summary('overheadUs', now, activeStreams, scratch),
+      durationMs: this.summary('durationMs', now, activeStreams),
+      ttfbMs: this.summary('ttfbMs', now, activeStreams),
+      ttftMs: this.summary('ttftMs', now, activeStreams),
+      overheadUs: this.summary('overheadUs', now, activeStreams),
       activeStreams: active,
       peakActiveStreams,
       memory: windowMemory,
