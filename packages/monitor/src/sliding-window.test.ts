@@ -115,7 +115,7 @@ test('a read merges the completed slices\' running sum with the current slice: e
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296
   }
-  for (const [windowMs, slices] of [[10_000, 10], [60_000, 6], [3_000, 3]] as const) {
+  for (const [windowMs, slices] of [[10_000, 10], [60_000, 6], [3_000, 3], [1_000, 1]] as const) {
     const sliceMs = windowMs / slices
     const window = new SlidingWindow(windowMs, slices, 3, 0)
     const samples: { epoch: number, durationMs: number, ttfbMs: number | undefined }[] = []
