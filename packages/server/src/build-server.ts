@@ -10,7 +10,7 @@ import { errorBody, proxyRequestId, sendError } from './errors.js'
 import { createServerMetrics, type RequestRecord } from './metrics.js'
 import { DEFAULT_LIMITS, type ServerOptions } from './options.js'
 import { type FrontRequest, type FrontResponse, type FrontStats, installFront } from './front.js'
-import { createProxyHandler, type ProxyState } from './proxy-handler.js'
+import { createKeyCheck, createProxyHandler, type ProxyState } from './proxy-handler.js'
 import { BatchedDestination, logRequest } from './request-log.js'
 import { ROUTE_NAMES, type RouteName } from './routes-table.js'
 
@@ -329,8 +329,11 @@ export function buildServer (options: ServerOptions): FastifyInstance {
   })
 
   if (metricsEnabled) {
+    // Compared in constant time, as client keys are (a string comparison stops at the first
+    // byte that differs).
+    const tokenCheck = metricsToken === undefined ? null : createKeyCheck([metricsToken])
     const authorize = (authorization: string | undefined): boolean =>
-      metricsToken === undefined || authorization === `Bearer ${metricsToken}`
+      tokenCheck === null || (authorization !== undefined && authorization.startsWith('Bearer ') && tokenCheck(authorization.slice(7)))
     app.get('/anthropic/metrics', (request, reply) => {
       if (!authorize(request.headers.authorization)) {
         reply.hijack()

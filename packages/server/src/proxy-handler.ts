@@ -39,7 +39,7 @@ function sha256 (value: string): Buffer {
 }
 
 /** Constant-time membership test: every configured key is compared, each in constant time. */
-function createKeyCheck (keys: readonly string[]): (presented: string) => boolean {
+export function createKeyCheck (keys: readonly string[]): (presented: string) => boolean {
   const digests = keys.map(sha256)
   return (presented) => {
     const digest = sha256(presented)

@@ -135,6 +135,11 @@ describe('the proxy\'s own endpoints, auth and rewriting', () => {
     try {
       expect((await guarded.app.inject('/metrics')).statusCode).toBe(401)
       expect((await guarded.app.inject('/anthropic/metrics')).json()).toMatchObject({ error: { type: 'authentication_error' } })
+      // Wrong, longer, shorter, differently cased or unprefixed tokens are all refused.
+      for (const authorization of ['Bearer s3creT', 'Bearer s3cret ', 'Bearer s3cre', 'bearer s3cret', 's3cret', 'Bearer', 'Basic s3cret']) {
+        expect((await guarded.app.inject({ url: '/anthropic/metrics', headers: { authorization } })).statusCode).toBe(401)
+      }
+      expect((await guarded.app.inject({ url: '/anthropic/metrics', headers: { authorization: 'Bearer s3cret' } })).statusCode).toBe(200)
       const ok = await guarded.app.inject({ url: '/metrics', headers: { authorization: 'Bearer s3cret' } })
       expect(ok.statusCode).toBe(200)
       expect(ok.body).toContain('# TYPE apt_http_requests_total counter')
