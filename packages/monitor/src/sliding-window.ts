@@ -198,9 +198,9 @@ export class SlidingWindow {
   #epoch: number
   /**
    * Per distribution kind, once read: the sum of the window's completed slices up to epoch
-   * `#sealedThrough[kind]`. Completed slices no longer change, so a read merges this and the
-   * current slice (two merges, not one per slice), adds the slices completed since the last read,
-   * and a slice leaving the window is taken out as it is reset.
+   * `#sealedThrough[kind]`. Completed slices no longer change, so a read adds the slices
+   * completed since the last read and reads this sum and the current slice together (no merge
+   * of every slice); a slice leaving the window is taken out as it is reset.
    */
   readonly #sealed: (Distribution | null)[] = [null, null, null, null]
   readonly #sealedThrough: number[] = [Number.NEGATIVE_INFINITY, Number.NEGATIVE_INFINITY, Number.NEGATIVE_INFINITY, Number.NEGATIVE_INFINITY]
