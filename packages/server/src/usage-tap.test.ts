@@ -216,6 +216,11 @@ describe('createUsageTap', () => {
     // A counter that is not a plain integer: the whole body is parsed, so the value is still read.
     const odd = Buffer.from('{"type":"message","model":"claude-odd","usage":{"input_tokens":-1,"output_tokens":2}}')
     expect((await run('json', undefined, [odd])).usage).toEqual({ inputTokens: -1, outputTokens: 2, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 })
+    // A counter repeated: the last member wins, as JSON.parse keeps it, whatever its kind.
+    for (const [last, expected] of [['null', 0], ['"9"', 0], ['{"n":1}', 0], ['true', 0], ['8', 8]] as const) {
+      const repeated = Buffer.from(`{"type":"message","model":"claude-twice","usage":{"input_tokens":5,"output_tokens":2,"input_tokens":${last}}}`)
+      expect((await run('json', undefined, [repeated])).usage).toEqual({ inputTokens: expected, outputTokens: 2, cacheCreationInputTokens: 0, cacheReadInputTokens: 0 })
+    }
     const truncated = Buffer.from('{"type":"message","model":"claude-cut","usage":{"input_tokens":12,"output_tok')
     expect((await run('json', undefined, [truncated])).usage).toBeUndefined()
     const list = Buffer.from(JSON.stringify({ data: Array.from({ length: 40 }, (_, i) => ({ type: 'model', id: `claude-${i}`, usage: { input_tokens: i } })), has_more: false }))

@@ -262,8 +262,9 @@ const COUNTER_KEYS = ['input_tokens', 'output_tokens', 'cache_creation_input_tok
 
 /**
  * The four counters of the usage object between `open` and `close` (its braces), read from its
- * top-level keys in place: no string, no parse. A counter that is absent or null stays 0.
- * Returns undefined when something there is not plain JSON (the caller then parses it all).
+ * top-level keys in place: no string, no parse. A counter that is absent or not a number is 0,
+ * and the last member of a name wins (as JSON.parse keeps it). Returns undefined when
+ * something there is not plain JSON (the caller then parses it all).
  */
 function readUsage (bytes: Buffer, open: number, close: number): TokenUsage | undefined {
   const usage = emptyUsage()
@@ -281,10 +282,7 @@ function readUsage (bytes: Buffer, open: number, close: number): TokenUsage | un
     if (first >= 0x30 && first <= 0x39) {
       let value = 0
       while (i < close && (bytes[i] as number) >= 0x30 && (bytes[i] as number) <= 0x39) value = value * 10 + (bytes[i++] as number) - 0x30
-      if (counter === 0) usage.inputTokens = value
-      else if (counter === 1) usage.outputTokens = value
-      else if (counter === 2) usage.cacheCreationInputTokens = value
-      else if (counter === 3) usage.cacheReadInputTokens = value
+      setCounter(usage, counter, value)
     } else if (first === 0x22) {
       const end = stringEnd(bytes, i)
       if (end === -1 || end >= close) return undefined
@@ -298,11 +296,20 @@ function readUsage (bytes: Buffer, open: number, close: number): TokenUsage | un
     } else {
       return undefined
     }
+    // A counter that is not a number counts as absent, as JSON.parse would leave it when it repeats one.
+    if (first < 0x30 || first > 0x39) setCounter(usage, counter, 0)
     i = skipSpace(bytes, i, close)
     if (i === close) return usage
     if (bytes[i] !== 0x2c) return undefined // ,
     i = skipSpace(bytes, i + 1, close)
   }
+}
+
+function setCounter (usage: TokenUsage, counter: number, value: number): void {
+  if (counter === 0) usage.inputTokens = value
+  else if (counter === 1) usage.outputTokens = value
+  else if (counter === 2) usage.cacheCreationInputTokens = value
+  else if (counter === 3) usage.cacheReadInputTokens = value
 }
 
 /** Which counter the key between `start` and `end` (quotes included) names: 0-3, or -1. */
