@@ -15,6 +15,8 @@ export interface HTTPParserInstance {
   unconsume (): void
   /** Inside kOnExecute: the read being parsed. */
   getCurrentBuffer (): Buffer
+  /** Milliseconds since the request being parsed began; 0 when none is in progress (between requests). */
+  duration (): number
   /** Leave the node:http connection list given to `initialize`. */
   remove (): void
   close (): void

@@ -292,7 +292,7 @@ export function buildServer (options: ServerOptions): FastifyInstance {
           routes,
           status_codes: Object.fromEntries([...statusCounts].map(([status, count]) => [String(status), count])),
           // Connections the front took, and those it handed to node:http (by reason); null when the front is off.
-          front: frontStats === null ? null : { connections: frontStats.connections, handoffs: { ...frontStats.handOffs }, bypassed: frontStats.bypassed },
+          front: frontStats === null ? null : { connections: frontStats.connections, handoffs: { ...frontStats.handOffs }, bypassed: frontStats.bypassed, plain_requests: frontStats.plainRequests },
         },
         usage_metrics: {
           by_model: Object.fromEntries([...usageByModel].map(([model, totals]) => [model, { ...totals }])),
@@ -333,7 +333,7 @@ export function buildServer (options: ServerOptions): FastifyInstance {
     // byte that differs).
     const tokenCheck = metricsToken === undefined ? null : createKeyCheck([metricsToken])
     const authorize = (authorization: string | undefined): boolean =>
-      tokenCheck === null || (authorization !== undefined && authorization.startsWith('Bearer ') && tokenCheck(authorization.slice(7)))
+      tokenCheck === null || (authorization?.startsWith('Bearer ') === true && tokenCheck(authorization.slice(7)))
     app.get('/anthropic/metrics', (request, reply) => {
       if (!authorize(request.headers.authorization)) {
         reply.hijack()

@@ -2,9 +2,11 @@ import { Buffer } from 'node:buffer'
 import { performance } from 'node:perf_hooks'
 import process from 'node:process'
 import type { IncomingHttpHeaders, Server } from 'node:http'
-import { STATUS_CODES } from 'node:http'
+import { maxHeaderSize as defaultMaxHeaderSize, STATUS_CODES } from 'node:http'
 import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
+import net from 'node:net'
+import { type PlainRequest, scanPlainRequest } from './plain-request.js'
 import { HTTP_METHODS, HTTPParser, type HTTPParserClass, type HTTPParserInstance, kOnBody, kOnHeaders, kOnHeadersComplete, kOnMessageComplete, parserClass } from '@apt/adapter/llhttp'
 
 /**
@@ -16,6 +18,13 @@ import { HTTP_METHODS, HTTPParser, type HTTPParserClass, type HTTPParserInstance
  * node:http server accepts, parses requests with that same C++ parser (as strict as
  * node:http: same binding, same header size limit, same lenient flags), and serves the plain
  * ones itself: HTTP/1.1 keep-alive requests for `/v1/*` without `Expect` or `Upgrade`.
+ *
+ * Each read lands in one buffer shared by every front socket (the socket's `onread`, set after
+ * the fact). A read that holds exactly one plain request, on a connection whose parser is
+ * between requests, is served without llhttp (./plain-request.ts: a strict subset of what
+ * llhttp accepts, read the same way): one call into JavaScript per request instead of four,
+ * and no parser state to move (docs/performance.md, change 54). Every other read is given to
+ * llhttp as it came.
  *
  * Anything else (the proxy's own routes, HTTP/1.0, `Connection: close`, `Expect`, upgrades)
  * is handed to node:http for the rest of the connection: the request head is rebuilt from
@@ -449,6 +458,8 @@ export interface FrontStats {
   handOffs: Record<HandOffReason, number>
   /** Connections that went straight to node:http (no native stream handle, `maxRequestsPerSocket`). */
   bypassed: number
+  /** Requests read without llhttp (./plain-request.ts). */
+  plainRequests: number
 }
 
 export interface FrontOptions {
@@ -465,6 +476,36 @@ type ConnectionListener = (this: Server, socket: Socket) => void
 function onSocketError (): void {
   // 'close' follows; the connection cleans up there.
 }
+
+/**
+ * node:net's own keys of a socket's `onread` (the buffer reads land in and the callback they go
+ * to), learnt once from a socket made with that option. An accepted socket is given them after
+ * the fact, as `net` does for a client socket made with `onread`.
+ */
+const ONREAD_KEYS = (() => {
+  const probe = new net.Socket({ onread: { buffer: Buffer.alloc(1), callback: () => true } } as ConstructorParameters<typeof net.Socket>[0])
+  const keys = Object.getOwnPropertySymbols(probe)
+  const find = (description: string): symbol | undefined => keys.find((key) => key.description === description)
+  const buffer = find('kBuffer')
+  const callback = find('kBufferCb')
+  const generator = find('kBufferGen')
+  probe.destroy()
+  return buffer === undefined || callback === undefined || generator === undefined ? null : { buffer, callback, generator }
+})()
+
+/**
+ * The buffer every front socket reads into. A read is served, or given to llhttp (which copies
+ * what it keeps), before its callback returns, so one buffer serves every connection.
+ */
+const READ_BUFFER_BYTES = 65_536
+let sharedReadBuffer: Buffer | null = null
+function readBuffer (): Buffer {
+  if (sharedReadBuffer === null) sharedReadBuffer = Buffer.allocUnsafeSlow(READ_BUFFER_BYTES)
+  return sharedReadBuffer
+}
+
+/** What `scanPlainRequest` found in the read being served (one read at a time). */
+const plain: PlainRequest = { method: '', targetStart: 0, targetEnd: 0, headEnd: 0, contentLength: 0, lines: [] }
 
 /** The connection a parser belongs to, for the callbacks all front connections share. */
 const kFrontConnection = Symbol('apt.frontConnection')
@@ -504,6 +545,14 @@ class FrontConnection {
   #idleSince = 0
   #lastRead = 0
   #timer: NodeJS.Timeout | null = null
+  readonly #maxHeadBytes: number
+  /**
+   * llhttp is between requests, so a read may be served without it. Not before it has read a
+   * first request: node:http's connection list counts a new connection's parser as busy with a
+   * request from the moment it is made (the headers timeout covers a client that sends nothing),
+   * and only llhttp ending a request marks it idle, as `closeIdleConnections()` needs.
+   */
+  #parserIdle = false
 
   constructor (server: Server, socket: FrontSocket, handle: StreamHandle, options: FrontOptions, nodeListeners: ConnectionListener[], connections: unknown, stats: FrontStats) {
     this.#server = server
@@ -528,16 +577,20 @@ class FrontConnection {
     socket.on('error', onSocketError)
     socket.on('end', FrontConnection.#socketOnEnd)
     socket.on('close', FrontConnection.#socketOnClose)
-    handle._consumed = true
-    parser.consume(handle)
+    this.#maxHeadBytes = (server as Server & { maxHeaderSize?: number }).maxHeaderSize ?? defaultMaxHeaderSize
+    const keys = ONREAD_KEYS as NonNullable<typeof ONREAD_KEYS>
+    const target = socket as unknown as Record<symbol, unknown>
+    target[keys.buffer] = readBuffer()
+    target[keys.callback] = FrontConnection.#socketOnRead
+    target[keys.generator] = null
+    ;(handle as StreamHandle & { useUserBuffer (buffer: Buffer): void }).useUserBuffer(readBuffer())
     // Flowing, so the end of the client's side ('end') is seen: no data comes through the stream itself.
     socket.resume()
     this.#idleSince = performance.now()
     if (this.keepAliveTimeout > 0) this.#timer = setTimeout(onKeepAliveTimer, this.keepAliveTimeout, this).unref()
   }
 
-  #onHead (major: number, minor: number, headers: string[], method: number, url: string, upgrade: boolean, keepAlive: boolean): number {
-    const name = METHOD_NAMES[method]
+  #onHead (major: number, minor: number, headers: string[], name: string | undefined, url: string, upgrade: boolean, keepAlive: boolean): number {
     let contentLength = -1
     let transferEncoding = false
     let expect = false
@@ -596,7 +649,47 @@ class FrontConnection {
     request.discardUntaken()
   }
 
-  #afterExecute (result: number | Error): void {
+  /** A read, in the shared buffer: served here when it is one plain request, else given to llhttp. */
+  #onRead (buffer: Buffer, length: number): void {
+    if (this.#closed || this.#handOff !== null) return
+    if (this.#parserIdle && this.#active === null && this.#queue.length === 0 && scanPlainRequest(buffer, length, this.#maxHeadBytes, plain)) {
+      this.#lastRead = performance.now()
+      this.#servePlain(buffer, length)
+      return
+    }
+    const chunk = buffer.subarray(0, length)
+    this.#parserIdle = false
+    const result = this.#parser.execute(chunk)
+    // No request begun and not ended: the next read may be served without llhttp.
+    if (!this.#closed) this.#parserIdle = this.#parser.duration() === 0
+    this.#afterExecute(result, chunk)
+  }
+
+  /** The plain request `scanPlainRequest` found in `buffer[0, length)`, served as llhttp's callbacks would serve it. */
+  #servePlain (buffer: Buffer, length: number): void {
+    const head = (buffer as Buffer & { latin1Slice (start: number, end: number): string }).latin1Slice(0, plain.headEnd)
+    const lines = plain.lines
+    const headers = new Array<string>(lines.length >> 1)
+    for (let k = 0, j = 0; k < lines.length; k += 4) {
+      headers[j++] = head.slice(lines[k] as number, lines[k + 1] as number)
+      headers[j++] = head.slice(lines[k + 2] as number, lines[k + 3] as number)
+    }
+    const url = head.slice(plain.targetStart, plain.targetEnd)
+    const body = plain.contentLength > 0 ? Buffer.from(buffer.subarray(plain.headEnd, length)) : null
+    this.#stats.plainRequests++
+    try {
+      this.#onHead(1, 1, headers, plain.method, url, false, true)
+      const request = this.#parsing
+      if (request === null) return
+      this.#parsing = null
+      if (body !== null) request.push(body)
+      request.complete()
+    } catch (error) {
+      this.#callbackFailed(error)
+    }
+  }
+
+  #afterExecute (result: number | Error, chunk: Buffer): void {
     // Bytes arrived: the keep-alive clock restarts (a head arriving in pieces is not idle).
     this.#lastRead = performance.now()
     if (typeof result !== 'number') {
@@ -606,11 +699,9 @@ class FrontConnection {
     const head = this.#handOffHead
     if (head !== null && this.#handOff === null) {
       // Everything after the head (its body, later requests) goes to node:http with it.
-      const rest = this.#parser.getCurrentBuffer().subarray(result)
+      const rest = chunk.subarray(result)
       this.#handOff = Buffer.concat([Buffer.from(head, 'latin1'), rest])
       this.#handOffHead = null
-      this.#parser.unconsume()
-      this.#handle._consumed = false
       this.#stopReading()
       if (this.#active === null && this.#queue.length === 0) this.#giveToNode()
     }
@@ -722,6 +813,9 @@ class FrontConnection {
     socket.removeListener('close', FrontConnection.#socketOnClose)
     socket.removeListener('error', onSocketError)
     ;(socket as OwnedSocket)[kFrontConnection] = undefined
+    // node:http's parser consumes the socket from here; a read that still came to the shared
+    // buffer (after an upgrade lets go of it) goes into the stream, as a read without `onread` would.
+    ;(socket as unknown as Record<symbol, unknown>)[(ONREAD_KEYS as NonNullable<typeof ONREAD_KEYS>).callback] = pushCopy
     socket.parser = null
     socket._httpMessage = null
     socket.pause()
@@ -757,7 +851,7 @@ class FrontConnection {
       connection.#url = ''
     }
     try {
-      return connection.#onHead(major, minor, headers, method, url, upgrade, keepAlive)
+      return connection.#onHead(major, minor, headers, METHOD_NAMES[method], url, upgrade, keepAlive)
     } catch (error) {
       connection.#callbackFailed(error)
       return 1
@@ -789,10 +883,17 @@ class FrontConnection {
     } catch (error) {
       connection.#callbackFailed(error)
     }
+    // A body stream that was full when its last piece came never asks for more: reading goes on.
+    connection.bodyWanted()
   }
 
-  static #parserOnExecute (this: OwnedParser, result: number | Error): void {
-    (this[kFrontConnection] as FrontConnection).#afterExecute(result)
+  static #parserOnExecute (): void {
+    // Only for a parser that consumes a socket; the front's are given each read (#onRead).
+  }
+
+  static #socketOnRead (this: OwnedSocket, length: number, buffer: Buffer): boolean {
+    (this[kFrontConnection] as FrontConnection).#onRead(buffer, length)
+    return true // pausing stops the handle itself (#updateReading)
   }
 
   static #socketOnEnd (this: OwnedSocket): void {
@@ -829,15 +930,16 @@ class FrontConnection {
       this.#timer = null
     }
     const parser = this.#parser
-    if (this.#handle._consumed === true) {
-      parser.unconsume()
-      this.#handle._consumed = false
-    }
     parser.remove()
     parser.socket = null
     // Not inside the parser's own call stack: node:http closes its parsers the same way.
     setImmediate(closeParser, parser)
   }
+}
+
+/** A read in the shared buffer of a socket the front gave away: into its stream, as a copy. */
+function pushCopy (this: Socket, length: number, buffer: Buffer): boolean {
+  return this.push(Buffer.from(buffer.subarray(0, length)))
 }
 
 function closeParser (parser: HTTPParserInstance): void {
@@ -869,12 +971,13 @@ function connectionsOf (server: Server): unknown {
  * cannot take (no native stream handle, `maxRequestsPerSocket` set) go straight to node:http.
  */
 export function installFront (server: Server, options: FrontOptions): FrontStats {
-  const stats: FrontStats = { connections: 0, handOffs: { route: 0, version: 0, close: 0, expect: 0, upgrade: 0 }, bypassed: 0 }
+  const stats: FrontStats = { connections: 0, handOffs: { route: 0, version: 0, close: 0, expect: 0, upgrade: 0 }, bypassed: 0, plainRequests: 0 }
   const nodeListeners = server.listeners('connection') as ConnectionListener[]
   server.removeAllListeners('connection')
   server.on('connection', (socket: FrontSocket) => {
     const handle = socket._handle
-    if (handle === null || handle.isStreamBase !== true || handle._consumed === true || (server.maxRequestsPerSocket ?? 0) > 0) {
+    // Without node:net's `onread` keys (another Node than the one this was written for), node:http serves every connection.
+    if (ONREAD_KEYS === null || handle === null || handle.isStreamBase !== true || handle._consumed === true || (server.maxRequestsPerSocket ?? 0) > 0) {
       stats.bypassed++
       for (const listener of nodeListeners) listener.call(server, socket)
       return

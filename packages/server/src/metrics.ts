@@ -261,6 +261,15 @@ export function createServerMetrics (options: {
       },
     })
     new Counter({
+      name: 'apt_front_plain_requests_total',
+      help: 'Requests the front read without llhttp: a read holding exactly one plain request (POST or GET /v1/*, HTTP/1.1, a body of its declared length).',
+      registers: [registry],
+      collect () {
+        this.reset()
+        this.inc(front()?.plainRequests ?? 0)
+      },
+    })
+    new Counter({
       name: 'apt_front_handoffs_total',
       help: 'Front connections handed to node:http, by what their first such request had: another route, HTTP/1.0, Connection: close, Expect, Upgrade.',
       labelNames: ['reason'] as const,

@@ -660,7 +660,8 @@ describe('the front: the client side of /v1/* on a real connection', () => {
       for (const [reason] of reasons) expect(text).toMatch(new RegExp(`^apt_front_handoffs_total\\{reason="${reason}"\\} 1$`, 'm'))
       expect(text).toMatch(/^apt_front_handoffs_total\{reason="upgrade"\} 0$/m)
       const json = (await proxy.app.inject({ url: '/anthropic/metrics' })).json() as { router_metrics: { front: { connections: number, handoffs: Record<string, number> } } }
-      expect(json.router_metrics.front).toEqual({ connections: 5, handoffs: { route: 1, version: 1, close: 1, expect: 1, upgrade: 0 }, bypassed: 0 })
+      expect(text).toMatch(/^apt_front_plain_requests_total 0$/m)
+      expect(json.router_metrics.front).toEqual({ connections: 5, handoffs: { route: 1, version: 1, close: 1, expect: 1, upgrade: 0 }, bypassed: 0, plain_requests: 0 })
 
       const off = await proxyWith({ front: false })
       expect((await off.app.inject({ url: '/metrics' })).body).not.toContain('apt_front_')
@@ -725,6 +726,87 @@ describe('the front: the client side of /v1/* on a real connection', () => {
         slow.closeAllConnections()
         await new Promise<void>((resolve) => slow.close(() => resolve()))
       }
+    })
+  })
+
+  describe('requests read without llhttp', () => {
+    async function plainCount (proxy: RunningProxy): Promise<number> {
+      const json = (await proxy.app.inject({ url: '/anthropic/metrics' })).json() as { router_metrics: { front: { plain_requests: number } } }
+      return json.router_metrics.front.plain_requests
+    }
+
+    test('after its first request, a connection\'s plain requests are read without llhttp; split, pipelined and chunked ones by llhttp, all in order', async () => {
+      const proxy = await proxyWith()
+      const { socket, reader } = await open(proxy)
+      const ask = async (raw: string, body: string): Promise<void> => {
+        socket.write(raw)
+        const response = await reader.response()
+        expect(response.statusLine, body).toBe('HTTP/1.1 200 OK')
+        expect(response.body.toString('utf8')).toBe(JSON_BODY)
+      }
+      await ask(post('/v1/messages', '{"n":1}'), '1') // llhttp: a connection's first request
+      expect(await plainCount(proxy)).toBe(0)
+      await ask(post('/v1/messages', '{"n":2}'), '2')
+      await ask(`GET /v1/models?limit=2 HTTP/1.1\r\n${REQUEST_HEADERS}\r\n`, 'models')
+      expect(await plainCount(proxy)).toBe(2)
+      // A head in two reads.
+      const split = post('/v1/messages', '{"n":3}')
+      await writeAndWait(socket, split.slice(0, 25))
+      await sleep(30)
+      await ask(split.slice(25), '3')
+      // A body in a read of its own.
+      const late = post('/v1/messages', '{"n":4}')
+      await writeAndWait(socket, late.slice(0, late.length - 7))
+      await sleep(30)
+      await ask(late.slice(late.length - 7), '4')
+      expect(await plainCount(proxy)).toBe(2)
+      await ask(post('/v1/messages', '{"n":5}'), '5')
+      // Two requests in one read.
+      socket.write(post('/v1/messages', '{"n":6}') + post('/v1/messages', '{"n":7}'))
+      expect((await reader.response()).body.toString('utf8')).toBe(JSON_BODY)
+      expect((await reader.response()).body.toString('utf8')).toBe(JSON_BODY)
+      // A chunked body, with a trailer line that must not become a header of what follows.
+      await ask(`POST /v1/messages HTTP/1.1\r\n${REQUEST_HEADERS}transfer-encoding: chunked\r\n\r\n7\r\n{"n":8}\r\n0\r\nx-trailer: 1\r\n\r\n`, '8')
+      await ask(post('/v1/messages', '{"n":9}'), '9')
+      expect(await plainCount(proxy)).toBe(4)
+      expect(upstream.requests.map((request) => `${request.method} ${request.url} ${request.body.toString('utf8')}`)).toEqual([
+        'POST /v1/messages {"n":1}', 'POST /v1/messages {"n":2}', 'GET /v1/models?limit=2 ',
+        ...[3, 4, 5, 6, 7, 8, 9].map((n) => `POST /v1/messages {"n":${n}}`),
+      ])
+      for (const request of upstream.requests) {
+        const names = request.rawHeaders.filter((_, i) => i % 2 === 0).map((name) => name.toLowerCase())
+        const value = (name: string): string | undefined => request.rawHeaders[2 * names.indexOf(name) + 1]
+        expect(value('x-api-key')).toBe('k')
+        expect(value('anthropic-version')).toBe('2023-06-01')
+        expect(names).not.toContain('x-trailer')
+      }
+      expect(reader.unread.length).toBe(0)
+      expect(reader.ended).toBe(false)
+    })
+
+    test('closeIdleConnections() closes a connection whose last requests were read without llhttp', async () => {
+      const proxy = await proxyWith()
+      const { socket, reader, closed } = await open(proxy)
+      for (let n = 0; n < 3; n++) {
+        socket.write(post('/v1/messages', `{"n":${n}}`))
+        expect((await reader.response()).body.toString('utf8')).toBe(JSON_BODY)
+      }
+      expect(await plainCount(proxy)).toBe(2)
+      proxy.app.server.closeIdleConnections()
+      await within(closed, 2_000, 'the idle connection closing')
+    })
+
+    test('a plain request for another route, or a plain one after a hand-off, is node:http\'s', async () => {
+      const proxy = await proxyWith()
+      const { socket, reader } = await open(proxy)
+      socket.write(post('/v1/messages', '{"n":1}'))
+      expect((await reader.response()).statusLine).toBe('HTTP/1.1 200 OK')
+      socket.write(HEALTH)
+      expect(JSON.parse((await reader.response()).body.toString('utf8'))).toEqual({ status: 'ok' })
+      socket.write(post('/v1/messages', '{"n":2}'))
+      expect((await reader.response()).body.toString('utf8')).toBe(JSON_BODY)
+      expect(await plainCount(proxy)).toBe(0)
+      expect(upstream.requests.map((request) => request.body.toString('utf8'))).toEqual(['{"n":1}', '{"n":2}'])
     })
   })
 
