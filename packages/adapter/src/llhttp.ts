@@ -54,7 +54,8 @@ export interface ParserCallbacks {
   onHeadersComplete: (...args: never[]) => unknown
   onBody: (...args: never[]) => unknown
   onMessageComplete: (...args: never[]) => unknown
-  onExecute: (...args: never[]) => unknown
+  /** Only for a parser that consumes a stream (`consume()`): called after each read. */
+  onExecute?: (...args: never[]) => unknown
 }
 
 /**
@@ -70,6 +71,6 @@ export function parserClass (callbacks: ParserCallbacks): HTTPParserClass {
   prototype[kOnHeadersComplete] = callbacks.onHeadersComplete
   prototype[kOnBody] = callbacks.onBody
   prototype[kOnMessageComplete] = callbacks.onMessageComplete
-  prototype[kOnExecute] = callbacks.onExecute
+  if (callbacks.onExecute !== undefined) prototype[kOnExecute] = callbacks.onExecute
   return Parser as unknown as HTTPParserClass
 }

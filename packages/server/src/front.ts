@@ -3,9 +3,8 @@ import { performance } from 'node:perf_hooks'
 import process from 'node:process'
 import type { IncomingHttpHeaders, Server } from 'node:http'
 import { maxHeaderSize as defaultMaxHeaderSize, STATUS_CODES } from 'node:http'
-import type { Socket } from 'node:net'
 import { Readable } from 'node:stream'
-import net from 'node:net'
+import net, { type Socket } from 'node:net'
 import { type PlainRequest, scanPlainRequest } from './plain-request.js'
 import { HTTP_METHODS, HTTPParser, type HTTPParserClass, type HTTPParserInstance, kOnBody, kOnHeaders, kOnHeadersComplete, kOnMessageComplete, parserClass } from '@apt/adapter/llhttp'
 
@@ -828,7 +827,7 @@ class FrontConnection {
 
   static {
     FrontParser = parserClass({ onHeaders: this.#parserOnHeaders, onHeadersComplete: this.#parserOnHeadersComplete,
-      onBody: this.#parserOnBody, onMessageComplete: this.#parserOnMessageComplete, onExecute: this.#parserOnExecute })
+      onBody: this.#parserOnBody, onMessageComplete: this.#parserOnMessageComplete })
   }
 
   static #parserOnHeaders (this: OwnedParser, headers: string[], url: string): void {
@@ -885,10 +884,6 @@ class FrontConnection {
     }
     // A body stream that was full when its last piece came never asks for more: reading goes on.
     connection.bodyWanted()
-  }
-
-  static #parserOnExecute (): void {
-    // Only for a parser that consumes a socket; the front's are given each read (#onRead).
   }
 
   static #socketOnRead (this: OwnedSocket, length: number, buffer: Buffer): boolean {
