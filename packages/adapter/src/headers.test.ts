@@ -1,5 +1,6 @@
+import { Buffer } from 'node:buffer'
 import { describe, expect, test } from 'vitest'
-import { copyResponseHeaders, prepareRequestHeaders, type ResponseHeaderFacts, headLength, writeHead } from './headers.js'
+import { copyResponseHeaders, prepareRequestHead, prepareRequestHeaders, RequestHead, type ResponseHeaderFacts, headLength, writeEncodedHead, writeHead } from './headers.js'
 
 const passthrough = { credentials: null, defaults: [] }
 
@@ -64,6 +65,72 @@ describe('prepareRequestHeaders', () => {
 
   test('accept-encoding can be dropped', () => {
     expect(prepareRequestHeaders(['Accept-Encoding', 'gzip', 'a', 'b'], { ...passthrough, dropAcceptEncoding: true })).toEqual(['a', 'b'])
+  })
+})
+
+describe('prepareRequestHead', () => {
+  // mulberry32
+  let seed = 54
+  const random = (n: number): number => {
+    seed = (seed + 0x6d2b79f5) | 0
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
+    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n)
+  }
+  const pick = <T>(items: readonly T[]): T => items[random(items.length)] as T
+  const NAMES = [
+    'Host', 'host', 'Connection', 'Keep-Alive', 'Proxy-Connection', 'TE', 'Trailer', 'Transfer-Encoding', 'Upgrade',
+    'Proxy-Authorization', 'Proxy-Authenticate', 'Expect', 'HTTP2-Settings', 'x-api-key', 'X-Api-Key', 'Authorization',
+    'Accept-Encoding', 'anthropic-version', 'Anthropic-Version', 'anthropic-beta', 'Content-Length', 'content-type',
+    'X-Stainless-OS', 'user-agent', 'tE', 'hostx', 'x-api-keys', 'accept-encodings', 'a', 'Z_9-~!',
+  ]
+  const VALUES = ['keep-alive', 'Keep-Alive', 'close', 'x-stainless-os', 'gzip, deflate', '2023-06-01', 'sk-ant-xyz', '', 'a  b', '{"x": 1}']
+
+  test('the bytes are what prepareRequestHeaders makes of the same lines, encoded as writeHead encodes them', () => {
+    let compared = 0
+    for (let round = 0; round < 3000; round++) {
+      // A head of random lines, with the offsets the front's scan notes.
+      let text = 'POST /v1/messages HTTP/1.1\r\n'
+      const lines: number[] = []
+      const raw: string[] = []
+      for (let n = random(14); n > 0; n--) {
+        const name = pick(NAMES)
+        const value = name.toLowerCase() === 'connection' ? pick(['keep-alive', 'Keep-Alive', 'close', 'x-stainless-os', 'keep-alive, anthropic-beta']) : pick(VALUES)
+        const before = pick(['', ' ', '\t '])
+        const nameStart = text.length
+        text += `${name}:${before}`
+        const valueStart = text.length
+        text += `${value}${pick(['', ' '])}\r\n`
+        lines.push(nameStart, nameStart + name.length, valueStart, valueStart + value.length)
+        raw.push(name, value)
+      }
+      const bytes = Buffer.from(`${text}\r\n`, 'latin1')
+      const options = {
+        credentials: random(2) === 0 ? null : ['x-api-key', 'sk-upstream'],
+        defaults: random(2) === 0 ? [] : ['anthropic-version', '2023-06-01', 'x-default', 'd'],
+        dropAcceptEncoding: random(3) === 0,
+      }
+      const head = prepareRequestHead(bytes, lines, options)
+      const list = prepareRequestHeaders(raw, options)
+      const tokens = raw.filter((_, i) => i % 2 === 1 && raw[i - 1]?.toLowerCase() === 'connection').map((value) => value.toLowerCase())
+      if (tokens.some((value) => value !== 'keep-alive' && value !== 'close')) {
+        // Names listed by Connection are the string path's to remove: the caller falls back to it.
+        expect(head).toBeNull()
+        continue
+      }
+      expect(head).toBeInstanceOf(RequestHead)
+      const encoded = head as RequestHead
+      expect(encoded.list()).toEqual(list)
+      expect(encoded.hasContentLength).toBe(list.includes('content-length'))
+      // The whole head as the wire engine writes it, both ways.
+      const fromList = Buffer.alloc(headLength('POST /v1/x HTTP/1.1\r\n', 'host: up\r\n', list, '', '\r\n'))
+      writeHead(fromList, 'POST /v1/x HTTP/1.1\r\n', 'host: up\r\n', list, '', '\r\n')
+      const fromBlock = Buffer.alloc(fromList.length)
+      expect(writeEncodedHead(fromBlock, 'POST /v1/x HTTP/1.1\r\n', 'host: up\r\n', encoded.block, '')).toBe(fromList.length)
+      expect(fromBlock.toString('latin1')).toBe(fromList.toString('latin1'))
+      compared++
+    }
+    expect(compared).toBeGreaterThan(1500)
   })
 })
 

@@ -1,4 +1,5 @@
-import { isResponseHopByHop, NOTED_LENGTH, ResponseHead } from './response-reader.js'
+import { Buffer } from 'node:buffer'
+import { byLength, isResponseHopByHop, NOTED_LENGTH, RESPONSE_HOP_BY_HOP, ResponseHead } from './response-reader.js'
 
 /**
  * Header preparation for the forwarding path. Request headers arrive as Node's
@@ -103,6 +104,136 @@ export function prepareRequestHeaders (rawHeaders: readonly string[], options: R
   }
   out.length = n
   return out
+}
+
+/** The request header names `requestHeaderKind` knows, by length, for comparisons with a name's bytes. */
+const REQUEST_NAMES: readonly string[] = [
+  ...RESPONSE_HOP_BY_HOP, 'proxy-authorization', 'host', 'expect', 'http2-settings', 'x-api-key', 'authorization', 'accept-encoding',
+]
+const REQUEST_NAMES_BY_LENGTH = byLength(REQUEST_NAMES)
+
+/** `bytes[from, to)` is `name` (lower case) without regard to case; the bytes are token characters. */
+function isName (bytes: Buffer, from: number, to: number, name: string): boolean {
+  if (to - from !== name.length) return false
+  // Of token characters, `| 0x20` lower-cases the letters and maps nothing else onto a letter or `-`.
+  for (let i = 0; i < name.length; i++) if (((bytes[from + i] as number) | 0x20) !== name.charCodeAt(i)) return false
+  return true
+}
+
+/** `requestHeaderKind` of the name `bytes[from, to)`. */
+function requestHeaderKindOf (bytes: Buffer, from: number, to: number): number {
+  const candidates = REQUEST_NAMES_BY_LENGTH[to - from]
+  if (candidates !== undefined) {
+    for (const name of candidates) if (isName(bytes, from, to, name)) return requestHeaderKind(name)
+  }
+  return FORWARDED
+}
+
+/**
+ * A request's header lines for the upstream, encoded: what `prepareRequestHeaders` makes of the
+ * same lines, as the bytes `writeHead` would write for it (`name: value` and CRLF per line, names
+ * in lower case). The wire engine copies `block` into the head it sends; `list()` gives the
+ * flat list for the undici engine.
+ */
+export class RequestHead {
+  readonly block: Buffer
+  readonly hasContentLength: boolean
+
+  constructor (block: Buffer, hasContentLength: boolean) {
+    this.block = block
+    this.hasContentLength = hasContentLength
+  }
+
+  /** The lines as a flat [name, value, ...] list. */
+  list (): string[] {
+    const out: string[] = []
+    const text = this.block.toString('latin1')
+    let at = 0
+    while (at < text.length) {
+      const colon = text.indexOf(': ', at)
+      const end = text.indexOf('\r\n', colon)
+      out.push(text.slice(at, colon), text.slice(colon + 2, end))
+      at = end + 2
+    }
+    return out
+  }
+}
+
+/**
+ * `prepareRequestHeaders` for a head read as bytes: `lines` holds, per header line of `bytes`,
+ * its name's start and end and its value's start and end (blanks around the value excluded).
+ * The names are token characters and the values visible ASCII, blanks and tabs (the front's
+ * plain requests). Returns null when a `connection` header names more than `keep-alive` or
+ * `close` (the string path removes the headers it names).
+ */
+export function prepareRequestHead (bytes: Buffer, lines: readonly number[], options: RequestHeaderOptions): RequestHead | null {
+  const { credentials, defaults } = options
+  // Pass 1: which lines are kept (kept[k] = 1), the defaults seen, the length.
+  const count = lines.length >> 2
+  const kept = new Uint8Array(count)
+  let length = 0
+  let seenDefaults = 0
+  let hasContentLength = false
+  for (let k = 0; k < count; k++) {
+    const nameStart = lines[4 * k] as number
+    const nameEnd = lines[4 * k + 1] as number
+    const kind = requestHeaderKindOf(bytes, nameStart, nameEnd)
+    if (kind !== FORWARDED) {
+      if (kind === DROPPED) continue
+      if (kind === CONNECTION) {
+        const valueStart = lines[4 * k + 2] as number
+        const valueEnd = lines[4 * k + 3] as number
+        if (!isName(bytes, valueStart, valueEnd, 'keep-alive') && !isName(bytes, valueStart, valueEnd, 'close')) return null
+        continue
+      }
+      if (kind === CREDENTIAL ? credentials !== null : options.dropAcceptEncoding === true) continue
+    }
+    for (let d = 0; d < defaults.length; d += 2) {
+      if (isName(bytes, nameStart, nameEnd, defaults[d] as string)) seenDefaults |= 1 << (d >> 1)
+    }
+    if (isName(bytes, nameStart, nameEnd, 'content-length')) hasContentLength = true
+    kept[k] = 1
+    length += nameEnd - nameStart + (lines[4 * k + 3] as number) - (lines[4 * k + 2] as number) + 4 // ': ' and CRLF
+  }
+  if (credentials !== null) {
+    for (let i = 0; i < credentials.length; i += 2) length += (credentials[i] as string).length + (credentials[i + 1] as string).length + 4
+  }
+  for (let d = 0; d < defaults.length; d += 2) {
+    if ((seenDefaults & (1 << (d >> 1))) === 0) length += (defaults[d] as string).length + (defaults[d + 1] as string).length + 4
+  }
+  // Pass 2: the bytes.
+  const block = Buffer.allocUnsafe(length)
+  let at = 0
+  for (let k = 0; k < count; k++) {
+    if (kept[k] === 0) continue
+    const nameEnd = lines[4 * k + 1] as number
+    for (let i = lines[4 * k] as number; i < nameEnd; i++) {
+      const c = bytes[i] as number
+      block[at++] = c >= 0x41 && c <= 0x5a ? c | 0x20 : c
+    }
+    block[at++] = 0x3a // :
+    block[at++] = 0x20
+    at += bytes.copy(block, at, lines[4 * k + 2] as number, lines[4 * k + 3] as number)
+    block[at++] = 0x0d
+    block[at++] = 0x0a
+  }
+  if (credentials !== null) {
+    for (let i = 0; i < credentials.length; i += 2) at = putLine(block, at, credentials[i] as string, credentials[i + 1] as string)
+  }
+  for (let d = 0; d < defaults.length; d += 2) {
+    if ((seenDefaults & (1 << (d >> 1))) === 0) at = putLine(block, at, defaults[d] as string, defaults[d + 1] as string)
+  }
+  return new RequestHead(block, hasContentLength)
+}
+
+function putLine (target: Buffer, offset: number, name: string, value: string): number {
+  let at = putLatin1(target, offset, name)
+  target[at++] = 0x3a // :
+  target[at++] = 0x20
+  at = putLatin1(target, at, value)
+  target[at++] = 0x0d
+  target[at++] = 0x0a
+  return at
 }
 
 function removeConnectionTokens (headers: string[], tokens: string): void {
@@ -227,6 +358,17 @@ export function writeHead (target: Buffer, lead: string, lead2: string, headers:
   }
   at = putLatin1(target, at, end)
   return putLatin1(target, at, end2)
+}
+
+/** Writes a request head whose header lines are already encoded (`RequestHead`); returns its length. */
+export function writeEncodedHead (target: Buffer, requestLine: string, hostLine: string, block: Buffer, extra: string): number {
+  let at = putLatin1(target, 0, requestLine)
+  at = putLatin1(target, at, hostLine)
+  at += block.copy(target, at)
+  at = putLatin1(target, at, extra)
+  target[at++] = 0x0d
+  target[at++] = 0x0a
+  return at
 }
 
 function putLatin1 (target: Buffer, offset: number, text: string): number {

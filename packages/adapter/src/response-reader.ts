@@ -44,7 +44,7 @@ export const RESPONSE_HOP_BY_HOP: readonly string[] = [
 ]
 
 /** `names` grouped by their length, for comparisons without a hash (a new string's is not known). */
-function byLength (names: readonly string[]): (readonly string[] | undefined)[] {
+export function byLength (names: readonly string[]): (readonly string[] | undefined)[] {
   const out: string[][] = []
   for (const name of names) {
     const same = out[name.length]

@@ -5,6 +5,7 @@ import type { ServerResponse } from 'node:http'
 import type { Readable } from 'node:stream'
 import { Client, type Dispatcher, Pool, buildConnector } from 'undici'
 import { AdapterError, type TimeoutKind } from './errors.js'
+import { RequestHead } from './headers.js'
 import { type Exchange, type ExchangeHooks, ForwardHandler, type HandlerOwner, takePendingSocketOwner } from './forward-handler.js'
 import { resolveOptions, type ResolvedUpstreamOptions, type UpstreamClientOptions } from './options.js'
 import { WirePool, type WireHandler, type WireRequest } from './wire-pool.js'
@@ -13,8 +14,8 @@ export interface ForwardRequest {
   method: string
   /** Path and query exactly as received, e.g. `/v1/messages?beta=true`. */
   path: string
-  /** Prepared headers (see `prepareRequestHeaders`). */
-  headers: string[]
+  /** Prepared headers (see `prepareRequestHeaders`), or the same encoded (`prepareRequestHead`). */
+  headers: string[] | RequestHead
   /** A Buffer (replayable after a stale-socket failure), a stream, or null. */
   body: Buffer | Readable | AsyncIterable<Buffer> | null
   /** performance.now() when the request arrived (for overhead accounting). Default: now. */
@@ -216,7 +217,8 @@ class UpstreamClientImpl implements UpstreamClient, HandlerOwner {
     const opts: Dispatcher.DispatchOptions & WireRequest = {
       path: this.options.pathPrefix + request.path,
       method: request.method as Dispatcher.HttpMethod,
-      headers: request.headers,
+      // undici takes a flat list; the wire engine copies an encoded head as it is.
+      headers: this.#wire === null && request.headers instanceof RequestHead ? request.headers.list() : request.headers as string[],
       body: body as Buffer | Readable | null,
       reset: this.options.maxKeepAlive === 0,
     }

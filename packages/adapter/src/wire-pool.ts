@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks'
 import net from 'node:net'
 import type { Readable } from 'node:stream'
 import tls from 'node:tls'
-import { headLength, writeHead } from './headers.js'
+import { headLength, RequestHead, writeEncodedHead, writeHead } from './headers.js'
 import { type ResponseHead, ResponseReader, type ResponseTarget } from './response-reader.js'
 
 /** What the pool drives: undici's (legacy) dispatch handler protocol, with the head as read. */
@@ -40,8 +40,8 @@ export interface WireRequest {
   method: string
   /** Path with query, already prefixed. */
   path: string
-  /** Flat [name, value, ...] list, validated by the caller (node:http rawHeaders or checked config). */
-  headers: readonly string[]
+  /** Flat [name, value, ...] list, validated by the caller (node:http rawHeaders or checked config), or the lines encoded. */
+  headers: readonly string[] | RequestHead
   body: Buffer | Readable | AsyncIterable<Buffer> | null
   /** Send `connection: close` and do not reuse the connection. */
   reset: boolean
@@ -324,13 +324,18 @@ class WireConnection implements ResponseTarget {
     // concatenations were about 0.9 KB of garbage a request), with a small body after it.
     const requestLine = request.method + ' ' + request.path + ' HTTP/1.1\r\n'
     const headers = request.headers
+    const encoded = headers instanceof RequestHead ? headers : null
     const streaming = body !== null && !Buffer.isBuffer(body)
-    const chunked = streaming && !hasHeader(headers, 'content-length')
+    const chunked = streaming && !(encoded !== null ? encoded.hasContentLength : hasHeader(headers as readonly string[], 'content-length'))
     const extra = chunked ? (request.reset ? CHUNKED_LINE + CLOSE_LINE : CHUNKED_LINE) : request.reset ? CLOSE_LINE : ''
-    const length = headLength(requestLine, this.pool.hostLine, headers, extra, '\r\n')
+    const hostLine = this.pool.hostLine
+    const length = encoded !== null
+      ? requestLine.length + hostLine.length + encoded.block.length + extra.length + 2
+      : headLength(requestLine, hostLine, headers as readonly string[], extra, '\r\n')
     const coalesced = Buffer.isBuffer(body) && body.length <= COALESCE_BYTES ? body : null
     const out = Buffer.allocUnsafe(length + (coalesced?.length ?? 0))
-    writeHead(out, requestLine, this.pool.hostLine, headers, extra, '\r\n')
+    if (encoded !== null) writeEncodedHead(out, requestLine, hostLine, encoded.block, extra)
+    else writeHead(out, requestLine, hostLine, headers as readonly string[], extra, '\r\n')
     this.setTimer('headers', this.pool.options.headersTimeoutMs)
     const socket = this.socket
     if (body === null || coalesced !== null) {

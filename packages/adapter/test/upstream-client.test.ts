@@ -104,7 +104,7 @@ describe('@apt/adapter', () => {
 
   test('public API (sorted export names)', () => {
     expect(Object.keys(adapter).sort()).toEqual([
-      'AdapterError', 'copyResponseHeaders', 'createUpstreamClient', 'prepareRequestHeaders', 'resolveOptions',
+      'AdapterError', 'RequestHead', 'copyResponseHeaders', 'createUpstreamClient', 'prepareRequestHead', 'prepareRequestHeaders', 'resolveOptions',
     ])
   })
 

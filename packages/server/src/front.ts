@@ -124,8 +124,15 @@ const SINGLE_VALUE_HEADERS = new Set([
 export class FrontRequest {
   readonly method: string
   readonly url: string
-  /** As read, until `releaseHeaders()`; then empty. */
-  rawHeaders: string[]
+  /**
+   * A plain request's head as it came (a copy) and, per header line, its name's and value's
+   * start and end (./plain-request.ts): its header lines are forwarded as bytes
+   * (`prepareRequestHead`), and `rawHeaders` is made from them only if something asks. Null for
+   * a request llhttp read.
+   */
+  plainHead: Buffer | null = null
+  plainLines: number[] | null = null
+  #rawHeaders: string[] | null
   /** Declared `content-length`, or -1 when there is none. */
   readonly contentLength: number
   /** A `transfer-encoding` header was sent (the body is chunked). */
@@ -142,14 +149,29 @@ export class FrontRequest {
   #onAbort: (() => void) | null = null
   #stream: Readable | null = null
 
-  constructor (connection: FrontConnection, method: string, url: string, rawHeaders: string[], contentLength: number, hasTransferEncoding: boolean) {
+  constructor (connection: FrontConnection, method: string, url: string, rawHeaders: string[] | null, contentLength: number, hasTransferEncoding: boolean) {
     this.#connection = connection
     this.socket = connection.socket
     this.method = method
     this.url = url
-    this.rawHeaders = rawHeaders
+    this.#rawHeaders = rawHeaders
     this.contentLength = contentLength
     this.hasTransferEncoding = hasTransferEncoding
+  }
+
+  /** The header lines as read, a flat [name, value, ...] list, until `releaseHeaders()`; then empty. */
+  get rawHeaders (): string[] {
+    if (this.#rawHeaders === null) {
+      const head = this.plainHead
+      const lines = this.plainLines
+      const raw: string[] = []
+      if (head !== null && lines !== null) {
+        const text = head.toString('latin1')
+        for (let k = 0; k < lines.length; k += 4) raw.push(text.slice(lines[k], lines[k + 1]), text.slice(lines[k + 2], lines[k + 3]))
+      }
+      this.#rawHeaders = raw
+    }
+    return this.#rawHeaders
   }
 
   /** Header names lower-cased and repeated headers merged as node:http merges them, built on first use. */
@@ -177,8 +199,10 @@ export class FrontRequest {
    * lasts, nor the client's key past the request's head. `rawHeaders` and `headers` are empty after.
    */
   releaseHeaders (): void {
-    this.rawHeaders = NO_HEADERS
+    this.#rawHeaders = NO_HEADERS
     this.#headers = undefined
+    this.plainHead = null
+    this.plainLines = null
   }
 
   /** The whole body as one buffer once it has arrived, or `onAbort` if the client leaves first. */
@@ -666,21 +690,17 @@ class FrontConnection {
 
   /** The plain request `scanPlainRequest` found in `buffer[0, length)`, served as llhttp's callbacks would serve it. */
   #servePlain (buffer: Buffer, length: number): void {
-    const head = (buffer as Buffer & { latin1Slice (start: number, end: number): string }).latin1Slice(0, plain.headEnd)
-    const lines = plain.lines
-    const headers = new Array<string>(lines.length >> 1)
-    for (let k = 0, j = 0; k < lines.length; k += 4) {
-      headers[j++] = head.slice(lines[k] as number, lines[k + 1] as number)
-      headers[j++] = head.slice(lines[k + 2] as number, lines[k + 3] as number)
-    }
-    const url = head.slice(plain.targetStart, plain.targetEnd)
-    const body = plain.contentLength > 0 ? Buffer.from(buffer.subarray(plain.headEnd, length)) : null
+    // The head and the body are copied out of the shared buffer (the next read overwrites it).
+    const url = (buffer as Buffer & { latin1Slice (start: number, end: number): string }).latin1Slice(plain.targetStart, plain.targetEnd)
+    const request = new FrontRequest(this, plain.method, url, null, plain.contentLength, false)
+    const copy = Buffer.from(buffer.subarray(0, length))
+    request.plainHead = copy.subarray(0, plain.headEnd)
+    request.plainLines = plain.lines.slice()
+    const body = plain.contentLength > 0 ? copy.subarray(plain.headEnd) : null
     this.#stats.plainRequests++
     try {
-      this.#onHead(1, 1, headers, plain.method, url, false, true)
-      const request = this.#parsing
-      if (request === null) return
-      this.#parsing = null
+      // As #onHead does for a /v1/ request, with nothing before it on the connection (checked by #onRead).
+      this.#dispatch(request)
       if (body !== null) request.push(body)
       request.complete()
     } catch (error) {

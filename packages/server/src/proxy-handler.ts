@@ -6,6 +6,7 @@ import {
   AdapterError,
   type Exchange,
   type ForwardOptions,
+  prepareRequestHead,
   prepareRequestHeaders,
   type RequestHeaderOptions,
   type UpstreamClient,
@@ -245,7 +246,11 @@ export function createProxyHandler (context: ProxyContext): (request: ProxyReque
     }
 
     const rewrite = rewriteOptions !== null && route === 'batches'
-    const headers = prepareRequestHeaders(request.rawHeaders, rewrite ? rewriteHeaderOptions : headerOptions)
+    const prepare = rewrite ? rewriteHeaderOptions : headerOptions
+    // A plain request the front read without llhttp has its header lines forwarded as bytes.
+    const plainHead = front ? request.plainHead : null
+    const headers = (plainHead !== null && prepareRequestHead(plainHead, (request as FrontRequest).plainLines as number[], prepare)) ||
+      prepareRequestHeaders(request.rawHeaders, prepare)
     // Everything read from the client's header lines has been read (the key, the framing).
     if (front) request.releaseHeaders()
     const options = rewrite ? rewriteOptions : route === 'messages' || route === 'complete' ? messagesOptions : plainOptions
