@@ -93,7 +93,8 @@ describe('prepareRequestHead', () => {
       let text = 'POST /v1/messages HTTP/1.1\r\n'
       const lines: number[] = []
       const raw: string[] = []
-      for (let n = random(14); n > 0; n--) {
+      // Now and then more lines than prepareRequestHead's scratch starts with.
+      for (let n = random(10) === 0 ? 60 + random(60) : random(14); n > 0; n--) {
         const name = pick(NAMES)
         const value = name.toLowerCase() === 'connection' ? pick(['keep-alive', 'Keep-Alive', 'close', 'x-stainless-os', 'keep-alive, anthropic-beta']) : pick(VALUES)
         const before = pick(['', ' ', '\t '])

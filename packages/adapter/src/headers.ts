@@ -159,6 +159,9 @@ export class RequestHead {
   }
 }
 
+/** Which lines `prepareRequestHead` keeps, reused by every call (it runs to its end before the next): no typed array a request. */
+let keptScratch = new Uint8Array(64)
+
 /**
  * `prepareRequestHeaders` for a head read as bytes: `lines` holds, per header line of `bytes`,
  * its name's start and end and its value's start and end (blanks around the value excluded).
@@ -170,7 +173,9 @@ export function prepareRequestHead (bytes: Buffer, lines: readonly number[], opt
   const { credentials, defaults } = options
   // Pass 1: which lines are kept (kept[k] = 1), the defaults seen, the length.
   const count = lines.length >> 2
-  const kept = new Uint8Array(count)
+  if (keptScratch.length < count) keptScratch = new Uint8Array(Math.max(count, 2 * keptScratch.length))
+  const kept = keptScratch
+  kept.fill(0, 0, count)
   let length = 0
   let seenDefaults = 0
   let hasContentLength = false
