@@ -20,19 +20,22 @@ import { HTTP_METHODS, HTTPParser, type HTTPParserClass, type HTTPParserInstance
  *
  * Each read lands in one buffer shared by every front socket (the socket's `onread`, set after
  * the fact). A read that holds exactly one plain request, on a connection whose parser is
- * between requests, is served without llhttp (./plain-request.ts: a strict subset of what
- * llhttp accepts, read the same way): one call into JavaScript per request instead of four,
- * and no parser state to move (docs/performance.md, change 54). Every other read is given to
- * llhttp as it came.
+ * between requests or not made yet, is served without llhttp (./plain-request.ts: a strict
+ * subset of what llhttp accepts, read the same way): one call into JavaScript per request
+ * instead of four, and no parser state to move (docs/performance.md, change 54). Every other
+ * read is given to llhttp as it came; a connection's parser is made when a read first needs it
+ * (change 56), so a connection whose every request is plain never has one.
  *
  * Anything else (the proxy's own routes, HTTP/1.0, `Connection: close`, `Expect`, upgrades)
  * is handed to node:http for the rest of the connection: the request head is rebuilt from
  * the parsed fields, the unparsed bytes are put back, and node:http's own connection
  * listener takes the socket, exactly as if it had accepted it.
  *
- * The parser of every front connection is registered in the node:http server's connection
- * list, so node:http's headers and request timeouts, `closeIdleConnections()` and
- * `closeAllConnections()` cover front connections too.
+ * A front connection's parser is registered in the node:http server's connection list, so
+ * node:http's headers and request timeouts, `closeIdleConnections()` and
+ * `closeAllConnections()` cover front connections too. A connection without a parser is covered
+ * by the front itself: its keep-alive timer applies the headers timeout until a first byte
+ * comes, and the server's two closing methods are wrapped to visit it.
  */
 
 /** `_header` once the head is on the socket. */
@@ -552,7 +555,10 @@ class FrontConnection {
   readonly #options: FrontOptions
   readonly #stats: FrontStats
   readonly #nodeListeners: ConnectionListener[]
-  readonly #parser: HTTPParserInstance
+  /** Made when a read first needs llhttp (a connection whose every request is plain has none). */
+  #parser: HTTPParserInstance | null = null
+  /** The server's connections without a parser, while this one has none (null once it has one). */
+  #parserless: Set<FrontConnection> | null
   readonly #handle: StreamHandle
   #headerLines: string[] = []
   #url = ''
@@ -570,14 +576,14 @@ class FrontConnection {
   #timer: NodeJS.Timeout | null = null
   readonly #maxHeadBytes: number
   /**
-   * llhttp is between requests, so a read may be served without it. Not before it has read a
-   * first request: node:http's connection list counts a new connection's parser as busy with a
-   * request from the moment it is made (the headers timeout covers a client that sends nothing),
-   * and only llhttp ending a request marks it idle, as `closeIdleConnections()` needs.
+   * No parser, or llhttp between requests: a read may be served without it. node:http's
+   * connection list counts a new parser as busy with a request from the moment it is made, and
+   * only llhttp ending a request marks it idle, as `closeIdleConnections()` needs; so a parser,
+   * once made, must have ended a request before a read goes past it.
    */
   #parserIdle = false
 
-  constructor (server: Server, socket: FrontSocket, handle: StreamHandle, options: FrontOptions, nodeListeners: ConnectionListener[], connections: unknown, stats: FrontStats) {
+  constructor (server: Server, socket: FrontSocket, handle: StreamHandle, options: FrontOptions, nodeListeners: ConnectionListener[], parserless: Set<FrontConnection> | null, stats: FrontStats) {
     this.#server = server
     this.#stats = stats
     stats.connections++
@@ -586,17 +592,17 @@ class FrontConnection {
     this.#options = options
     this.#nodeListeners = nodeListeners
     this.keepAliveTimeout = server.keepAliveTimeout
-    const parser = new FrontParser()
-    this.#parser = parser
-    const lenient = (server as Server & { insecureHTTPParser?: boolean }).insecureHTTPParser === true
-    parser.initialize(HTTPParser.REQUEST, PARSER_RESOURCE, (server as Server & { maxHeaderSize?: number }).maxHeaderSize ?? 0, lenient ? HTTPParser.kLenientAll : HTTPParser.kLenientNone, connections)
-    parser.socket = socket
-    // Shared by every connection (llhttp calls them on the parser, which knows its connection):
-    // a connection holds no closures of its own (docs/performance.md, change 25), and its parser
-    // no table of them: they sit on FrontParser's prototype (change 30).
-    ;(parser as OwnedParser)[kFrontConnection] = this
+    // Without a keep-alive timeout nothing but the parser's place in node:http's connection
+    // list (its headers timeout) would close a connection that never sends a byte.
+    if (parserless === null || !(this.keepAliveTimeout > 0)) {
+      this.#parserless = null
+      this.#makeParser()
+    } else {
+      this.#parserless = parserless
+      parserless.add(this)
+      this.#parserIdle = true
+    }
     ;(socket as OwnedSocket)[kFrontConnection] = this
-    socket.parser = parser
     socket.on('error', onSocketError)
     socket.on('end', FrontConnection.#socketOnEnd)
     socket.on('close', FrontConnection.#socketOnClose)
@@ -610,7 +616,44 @@ class FrontConnection {
     // Flowing, so the end of the client's side ('end') is seen: no data comes through the stream itself.
     socket.resume()
     this.#idleSince = performance.now()
-    if (this.keepAliveTimeout > 0) this.#timer = setTimeout(onKeepAliveTimer, this.keepAliveTimeout, this).unref()
+    if (this.keepAliveTimeout > 0) this.#timer = setTimeout(onKeepAliveTimer, this.#timeoutBeforeFirstByte(), this).unref()
+  }
+
+  /**
+   * The connection's llhttp parser, registered in node:http's connection list (its headers and
+   * request timeouts, `closeIdleConnections()`, `closeAllConnections()`), made when a read first
+   * needs it (docs/performance.md, change 56).
+   */
+  #makeParser (): HTTPParserInstance {
+    const server = this.#server
+    const parser = new FrontParser()
+    const lenient = (server as Server & { insecureHTTPParser?: boolean }).insecureHTTPParser === true
+    parser.initialize(HTTPParser.REQUEST, PARSER_RESOURCE, (server as Server & { maxHeaderSize?: number }).maxHeaderSize ?? 0, lenient ? HTTPParser.kLenientAll : HTTPParser.kLenientNone, connectionsOf(server))
+    parser.socket = this.socket
+    // Shared by every connection (llhttp calls them on the parser, which knows its connection):
+    // a connection holds no closures of its own (docs/performance.md, change 25), and its parser
+    // no table of them: they sit on FrontParser's prototype (change 30).
+    ;(parser as OwnedParser)[kFrontConnection] = this
+    this.socket.parser = parser
+    this.#parser = parser
+    this.#parserless?.delete(this)
+    this.#parserless = null
+    return parser
+  }
+
+  /**
+   * A connection that has sent nothing yet is closed after the server's headers timeout, as
+   * node:http's connection list would (its parser counts as busy from the start), or after the
+   * keep-alive timeout if that is shorter.
+   */
+  #timeoutBeforeFirstByte (): number {
+    const headersTimeout = this.#server.headersTimeout
+    return headersTimeout > 0 && headersTimeout < this.keepAliveTimeout ? headersTimeout : this.keepAliveTimeout
+  }
+
+  /** @internal the server closes its idle connections (`closeIdleConnections()`): this one has no parser in node:http's list. */
+  closeIfIdle (): void {
+    if (this.#active === null && this.#queue.length === 0) this.socket.destroy()
   }
 
   #onHead (major: number, minor: number, headers: string[], name: string | undefined, url: string, upgrade: boolean, keepAlive: boolean): number {
@@ -682,9 +725,10 @@ class FrontConnection {
     }
     const chunk = buffer.subarray(0, length)
     this.#parserIdle = false
-    const result = this.#parser.execute(chunk)
+    const parser = this.#parser ?? this.#makeParser()
+    const result = parser.execute(chunk)
     // No request begun and not ended: the next read may be served without llhttp.
-    if (!this.#closed) this.#parserIdle = this.#parser.duration() === 0
+    if (!this.#closed) this.#parserIdle = parser.duration() === 0
     this.#afterExecute(result, chunk)
   }
 
@@ -785,7 +829,8 @@ class FrontConnection {
   keepAliveCheck (): void {
     this.#timer = null
     if (this.#closed || this.#handOff !== null) return
-    const timeout = this.keepAliveTimeout
+    // Nothing read yet: the headers timeout (if shorter) applies, as it would to a parser in node:http's list.
+    const timeout = this.#lastRead === 0 ? this.#timeoutBeforeFirstByte() : this.keepAliveTimeout
     let wait = timeout
     if (this.#active === null && this.#queue.length === 0 && this.#parsing === null) {
       const idle = performance.now() - Math.max(this.#idleSince, this.#lastRead)
@@ -921,7 +966,7 @@ class FrontConnection {
 
   #onEnd (): void {
     if (this.#handOff !== null) return
-    this.#parser.finish()
+    this.#parser?.finish()
     // As node:http (without httpAllowHalfOpen): the client's end closes the connection, and the
     // close aborts what is in flight, so an upstream generation for a client that left stops.
     this.socket.destroySoon()
@@ -944,7 +989,10 @@ class FrontConnection {
       clearTimeout(this.#timer)
       this.#timer = null
     }
+    this.#parserless?.delete(this)
+    this.#parserless = null
     const parser = this.#parser
+    if (parser === null) return
     parser.remove()
     parser.socket = null
     // Not inside the parser's own call stack: node:http closes its parsers the same way.
@@ -989,6 +1037,19 @@ export function installFront (server: Server, options: FrontOptions): FrontStats
   const stats: FrontStats = { connections: 0, handOffs: { route: 0, version: 0, close: 0, expect: 0, upgrade: 0 }, bypassed: 0, plainRequests: 0 }
   const nodeListeners = server.listeners('connection') as ConnectionListener[]
   server.removeAllListeners('connection')
+  // Connections without a parser are not in node:http's connection list: the server's two ways
+  // of closing connections from its side visit them too (server.close() calls the first).
+  const parserless = new Set<FrontConnection>()
+  const closeIdleConnections = server.closeIdleConnections
+  server.closeIdleConnections = function (this: Server) {
+    closeIdleConnections.call(this)
+    for (const connection of parserless) connection.closeIfIdle()
+  }
+  const closeAllConnections = server.closeAllConnections
+  server.closeAllConnections = function (this: Server) {
+    closeAllConnections.call(this)
+    for (const connection of parserless) connection.socket.destroy()
+  }
   server.on('connection', (socket: FrontSocket) => {
     const handle = socket._handle
     // Without node:net's `onread` keys (another Node than the one this was written for), node:http serves every connection.
@@ -998,7 +1059,7 @@ export function installFront (server: Server, options: FrontOptions): FrontStats
       return
     }
     // eslint-disable-next-line no-new
-    new FrontConnection(server, socket, handle, options, nodeListeners, connectionsOf(server), stats)
+    new FrontConnection(server, socket, handle, options, nodeListeners, parserless, stats)
   })
   return stats
 }

@@ -660,8 +660,9 @@ describe('the front: the client side of /v1/* on a real connection', () => {
       for (const [reason] of reasons) expect(text).toMatch(new RegExp(`^apt_front_handoffs_total\\{reason="${reason}"\\} 1$`, 'm'))
       expect(text).toMatch(/^apt_front_handoffs_total\{reason="upgrade"\} 0$/m)
       const json = (await proxy.app.inject({ url: '/anthropic/metrics' })).json() as { router_metrics: { front: { connections: number, handoffs: Record<string, number> } } }
-      expect(text).toMatch(/^apt_front_plain_requests_total 0$/m)
-      expect(json.router_metrics.front).toEqual({ connections: 5, handoffs: { route: 1, version: 1, close: 1, expect: 1, upgrade: 0 }, bypassed: 0, plain_requests: 0 })
+      // The first connection's request was plain (read without llhttp); the others were not.
+      expect(text).toMatch(/^apt_front_plain_requests_total 1$/m)
+      expect(json.router_metrics.front).toEqual({ connections: 5, handoffs: { route: 1, version: 1, close: 1, expect: 1, upgrade: 0 }, bypassed: 0, plain_requests: 1 })
 
       const off = await proxyWith({ front: false })
       expect((await off.app.inject({ url: '/metrics' })).body).not.toContain('apt_front_')
@@ -735,7 +736,7 @@ describe('the front: the client side of /v1/* on a real connection', () => {
       return json.router_metrics.front.plain_requests
     }
 
-    test('after its first request, a connection\'s plain requests are read without llhttp; split, pipelined and chunked ones by llhttp, all in order', async () => {
+    test('plain requests are read without llhttp, a connection\'s first one too; split, pipelined and chunked ones by llhttp, all in order', async () => {
       const proxy = await proxyWith()
       const { socket, reader } = await open(proxy)
       const ask = async (raw: string, body: string): Promise<void> => {
@@ -744,11 +745,11 @@ describe('the front: the client side of /v1/* on a real connection', () => {
         expect(response.statusLine, body).toBe('HTTP/1.1 200 OK')
         expect(response.body.toString('utf8')).toBe(JSON_BODY)
       }
-      await ask(post('/v1/messages', '{"n":1}'), '1') // llhttp: a connection's first request
-      expect(await plainCount(proxy)).toBe(0)
+      await ask(post('/v1/messages', '{"n":1}'), '1')
+      expect(await plainCount(proxy)).toBe(1)
       await ask(post('/v1/messages', '{"n":2}'), '2')
       await ask(`GET /v1/models?limit=2 HTTP/1.1\r\n${REQUEST_HEADERS}\r\n`, 'models')
-      expect(await plainCount(proxy)).toBe(2)
+      expect(await plainCount(proxy)).toBe(3)
       // A head in two reads.
       const split = post('/v1/messages', '{"n":3}')
       await writeAndWait(socket, split.slice(0, 25))
@@ -759,7 +760,7 @@ describe('the front: the client side of /v1/* on a real connection', () => {
       await writeAndWait(socket, late.slice(0, late.length - 7))
       await sleep(30)
       await ask(late.slice(late.length - 7), '4')
-      expect(await plainCount(proxy)).toBe(2)
+      expect(await plainCount(proxy)).toBe(3)
       await ask(post('/v1/messages', '{"n":5}'), '5')
       // Two requests in one read.
       socket.write(post('/v1/messages', '{"n":6}') + post('/v1/messages', '{"n":7}'))
@@ -768,7 +769,7 @@ describe('the front: the client side of /v1/* on a real connection', () => {
       // A chunked body, with a trailer line that must not become a header of what follows.
       await ask(`POST /v1/messages HTTP/1.1\r\n${REQUEST_HEADERS}transfer-encoding: chunked\r\n\r\n7\r\n{"n":8}\r\n0\r\nx-trailer: 1\r\n\r\n`, '8')
       await ask(post('/v1/messages', '{"n":9}'), '9')
-      expect(await plainCount(proxy)).toBe(4)
+      expect(await plainCount(proxy)).toBe(5)
       expect(upstream.requests.map((request) => `${request.method} ${request.url} ${request.body.toString('utf8')}`)).toEqual([
         'POST /v1/messages {"n":1}', 'POST /v1/messages {"n":2}', 'GET /v1/models?limit=2 ',
         ...[3, 4, 5, 6, 7, 8, 9].map((n) => `POST /v1/messages {"n":${n}}`),
@@ -784,16 +785,58 @@ describe('the front: the client side of /v1/* on a real connection', () => {
       expect(reader.ended).toBe(false)
     })
 
-    test('closeIdleConnections() closes a connection whose last requests were read without llhttp', async () => {
+    test('closeIdleConnections() closes a connection whose requests were all read without llhttp (it has no parser), and one whose last were', async () => {
       const proxy = await proxyWith()
-      const { socket, reader, closed } = await open(proxy)
+      const plainOnly = await open(proxy)
       for (let n = 0; n < 3; n++) {
+        plainOnly.socket.write(post('/v1/messages', `{"n":${n}}`))
+        expect((await plainOnly.reader.response()).body.toString('utf8')).toBe(JSON_BODY)
+      }
+      expect(await plainCount(proxy)).toBe(3)
+      const mixed = await open(proxy)
+      // A head in two reads: llhttp reads it, and the connection has a parser from then on.
+      const split = post('/v1/messages', '{"n":3}')
+      await writeAndWait(mixed.socket, split.slice(0, 25))
+      await sleep(30)
+      mixed.socket.write(split.slice(25))
+      expect((await mixed.reader.response()).body.toString('utf8')).toBe(JSON_BODY)
+      mixed.socket.write(post('/v1/messages', '{"n":4}'))
+      expect((await mixed.reader.response()).body.toString('utf8')).toBe(JSON_BODY)
+      expect(await plainCount(proxy)).toBe(4)
+      proxy.app.server.closeIdleConnections()
+      await within(plainOnly.closed, 2_000, 'the connection without a parser closing')
+      await within(mixed.closed, 2_000, 'the connection with a parser closing')
+    })
+
+    test('a connection that sends nothing is closed after the headers timeout; one that sent a request stays for the keep-alive timeout', async () => {
+      const proxy = await proxyWith()
+      proxy.app.server.headersTimeout = 300
+      proxy.app.server.keepAliveTimeout = 5_000
+      const silent = await open(proxy)
+      const served = await open(proxy)
+      served.socket.write(post('/v1/messages', '{"n":1}'))
+      expect((await served.reader.response()).body.toString('utf8')).toBe(JSON_BODY)
+      // Well before the keep-alive timeout.
+      await within(silent.closed, 2_000, 'the silent connection closing')
+      expect(silent.reader.unread.length).toBe(0)
+      // The served one is idle too, but only for its keep-alive timeout.
+      await sleep(300)
+      expect(served.socket.destroyed).toBe(false)
+      served.socket.write(post('/v1/messages', '{"n":2}'))
+      expect((await served.reader.response()).body.toString('utf8')).toBe(JSON_BODY)
+      expect(await plainCount(proxy)).toBe(2)
+    })
+
+    test('without a keep-alive timeout a connection has its parser from the start: its first request goes through llhttp', async () => {
+      const proxy = await proxyWith()
+      proxy.app.server.keepAliveTimeout = 0
+      const { socket, reader } = await open(proxy)
+      for (let n = 0; n < 2; n++) {
         socket.write(post('/v1/messages', `{"n":${n}}`))
         expect((await reader.response()).body.toString('utf8')).toBe(JSON_BODY)
       }
-      expect(await plainCount(proxy)).toBe(2)
+      expect(await plainCount(proxy)).toBe(1)
       proxy.app.server.closeIdleConnections()
-      await within(closed, 2_000, 'the idle connection closing')
     })
 
     test('a plain request for another route, or a plain one after a hand-off, is node:http\'s', async () => {
@@ -805,7 +848,8 @@ describe('the front: the client side of /v1/* on a real connection', () => {
       expect(JSON.parse((await reader.response()).body.toString('utf8'))).toEqual({ status: 'ok' })
       socket.write(post('/v1/messages', '{"n":2}'))
       expect((await reader.response()).body.toString('utf8')).toBe(JSON_BODY)
-      expect(await plainCount(proxy)).toBe(0)
+      // The first request only: from the hand-off on, the connection is node:http's.
+      expect(await plainCount(proxy)).toBe(1)
       expect(upstream.requests.map((request) => request.body.toString('utf8'))).toEqual(['{"n":1}', '{"n":2}'])
     })
   })
