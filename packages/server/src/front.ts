@@ -969,7 +969,11 @@ class FrontConnection {
     this.#parser?.finish()
     // As node:http (without httpAllowHalfOpen): the client's end closes the connection, and the
     // close aborts what is in flight, so an upstream generation for a client that left stops.
-    this.socket.destroySoon()
+    const socket = this.socket
+    // Nothing in flight and every byte with the kernel: closing sends the FIN that ending would,
+    // without the shutdown request and the stream's finish before it.
+    if (this.#active === null && this.#queue.length === 0 && socket.writableLength === 0) socket.destroy()
+    else socket.destroySoon()
   }
 
   #onClose (): void {

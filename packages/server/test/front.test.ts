@@ -869,6 +869,30 @@ describe('the front: the client side of /v1/* on a real connection', () => {
       expect(reader.unread.length).toBe(0)
     })
 
+    test('a client that ends its side: an idle connection is closed with a FIN; a stream in flight is ended and its upstream request aborted', async () => {
+      const proxy = await proxyWith()
+      const idle = await open(proxy)
+      let reset = false
+      idle.socket.on('error', () => { reset = true })
+      idle.socket.write(post('/v1/messages', '{"n":1}'))
+      expect((await idle.reader.response()).body.toString('utf8')).toBe(JSON_BODY)
+      idle.socket.end()
+      await within(idle.closed, 2_000, 'the idle connection closing')
+      // The proxy's side ended in order (its FIN read), not reset.
+      expect(idle.reader.ended).toBe(true)
+      expect(reset).toBe(false)
+      expect(idle.reader.unread.length).toBe(0)
+
+      const busy = await open(proxy)
+      busy.socket.write(post('/v1/messages/gate', '{"n":2}'))
+      const exchange = await nextHeld()
+      await busy.reader.waitFor('message_start')
+      busy.socket.end()
+      await within(busy.closed, 2_000, 'the streaming connection closing')
+      expect(await within(exchange.closedBeforeEnd, 2_000, 'the upstream request being aborted')).toBe(true)
+      expect(busy.reader.unread.toString('latin1')).not.toContain('message_stop')
+    })
+
     test('keep-alive timeout: a connection sending a request every 100 ms stays open', async () => {
       const proxy = await proxyWith()
       proxy.app.server.keepAliveTimeout = 300
