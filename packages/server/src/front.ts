@@ -583,7 +583,7 @@ class FrontConnection {
    */
   #parserIdle = false
 
-  constructor (server: Server, socket: FrontSocket, handle: StreamHandle, options: FrontOptions, nodeListeners: ConnectionListener[], parserless: Set<FrontConnection> | null, stats: FrontStats) {
+  constructor (server: Server, socket: FrontSocket, handle: StreamHandle, options: FrontOptions, nodeListeners: ConnectionListener[], parserless: Set<FrontConnection>, stats: FrontStats) {
     this.#server = server
     this.#stats = stats
     stats.connections++
@@ -594,7 +594,7 @@ class FrontConnection {
     this.keepAliveTimeout = server.keepAliveTimeout
     // Without a keep-alive timeout nothing but the parser's place in node:http's connection
     // list (its headers timeout) would close a connection that never sends a byte.
-    if (parserless === null || !(this.keepAliveTimeout > 0)) {
+    if (!(this.keepAliveTimeout > 0)) {
       this.#parserless = null
       this.#makeParser()
     } else {
