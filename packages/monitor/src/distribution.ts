@@ -85,11 +85,7 @@ function mergeCounts (target: Int32Histogram, source: Int32Histogram): void {
     target.resize(source.highestEquivalentValue(source.valueFromIndex(source.countsArrayLength - 1)))
     target.highestTrackableValue = target.highestEquivalentValue(target.valueFromIndex(target.countsArrayLength - 1))
   }
-  const length = Math.min(source.countsArrayLength, target.countsArrayLength)
-  for (let index = 0; index < length; index++) {
-    const count = source.getCountAtIndex(index)
-    if (count !== 0) target.addToCountAtIndex(index, count)
-  }
+  addCounts(target, source, Math.min(source.countsArrayLength, target.countsArrayLength), 1)
   target.setTotalCount(target.totalCount + source.totalCount)
   target.updateMinAndMax(source.maxValue)
   if (source.minNonZeroValue < Number.MAX_SAFE_INTEGER) target.updateMinAndMax(source.minNonZeroValue)
@@ -97,12 +93,20 @@ function mergeCounts (target: Int32Histogram, source: Int32Histogram): void {
 
 /** Takes `source`'s counts out of `target`, which holds them (added before, same precision). */
 function subtractCounts (target: Int32Histogram, source: Int32Histogram): void {
-  const length = Math.min(source.countsArrayLength, target.countsArrayLength)
+  addCounts(target, source, Math.min(source.countsArrayLength, target.countsArrayLength), -1)
+  target.setTotalCount(target.totalCount - source.totalCount)
+}
+
+/**
+ * The counts loop of mergeCounts and subtractCounts, on its own: a first long call is compiled
+ * while it runs (on-stack replacement), and code after such a loop that had never run yet (the
+ * callers' property reads) made that compiled loop deoptimise at its exit on every later call.
+ */
+function addCounts (target: Int32Histogram, source: Int32Histogram, length: number, sign: 1 | -1): void {
   for (let index = 0; index < length; index++) {
     const count = source.getCountAtIndex(index)
-    if (count !== 0) target.addToCountAtIndex(index, -count)
+    if (count !== 0) target.addToCountAtIndex(index, sign * count)
   }
-  target.setTotalCount(target.totalCount - source.totalCount)
 }
 
 function countAtPercentile (percentile: number, total: number): number {
@@ -125,13 +129,16 @@ export function valuesAtPercentiles (histogram: Int32Histogram, percentiles: rea
  * sum: each index's counts are added as the pass goes, and the pass stops at the last percentile.
  */
 function valuesAtPercentilesOfSum (histograms: readonly Int32Histogram[], total: number, percentiles: readonly number[], out: number[]): void {
+  // No read past the end of `percentiles`: in optimised code such a read deoptimises the function
+  // (V8's "out of bounds"), and this one was compiled again after each of those.
+  if (percentiles.length === 0) return
   const first = histograms[0] as Int32Histogram
   let length = 0
   for (const histogram of histograms) if (histogram.countsArrayLength > length) length = histogram.countsArrayLength
   let k = 0
-  let target = countAtPercentile(percentiles[0] ?? 100, total)
+  let target = countAtPercentile(percentiles[0] as number, total)
   let running = 0
-  for (let index = 0; index < length && k < percentiles.length; index++) {
+  for (let index = 0; index < length; index++) {
     let count = 0
     for (let part = 0; part < histograms.length; part++) {
       const histogram = histograms[part] as Int32Histogram
@@ -139,11 +146,12 @@ function valuesAtPercentilesOfSum (histograms: readonly Int32Histogram[], total:
     }
     if (count === 0) continue
     running += count
-    while (k < percentiles.length && running >= target) {
+    while (running >= target) {
       // An index means the same value in every histogram of one precision.
       out[k] = first.highestEquivalentValue(first.valueFromIndex(index))
       k++
-      target = countAtPercentile(percentiles[k] ?? 100, total)
+      if (k === percentiles.length) return
+      target = countAtPercentile(percentiles[k] as number, total)
     }
   }
 }
