@@ -1,5 +1,6 @@
 import { Buffer } from 'node:buffer'
 import { describe, expect, test } from 'vitest'
+import { seededRandom } from '../../../test/support/seeded-random.js'
 import { copyResponseHeaders, prepareRequestHead, prepareRequestHeaders, RequestHead, type ResponseHeaderFacts, headLength, writeEncodedHead, writeHead } from './headers.js'
 
 const passthrough = { credentials: null, defaults: [] }
@@ -69,15 +70,7 @@ describe('prepareRequestHeaders', () => {
 })
 
 describe('prepareRequestHead', () => {
-  // mulberry32
-  let seed = 54
-  const random = (n: number): number => {
-    seed = (seed + 0x6d2b79f5) | 0
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-    return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n)
-  }
-  const pick = <T>(items: readonly T[]): T => items[random(items.length)] as T
+  const { random, pick } = seededRandom(54)
   const NAMES = [
     'Host', 'host', 'Connection', 'Keep-Alive', 'Proxy-Connection', 'TE', 'Trailer', 'Transfer-Encoding', 'Upgrade',
     'Proxy-Authorization', 'Proxy-Authenticate', 'Expect', 'HTTP2-Settings', 'x-api-key', 'X-Api-Key', 'Authorization',

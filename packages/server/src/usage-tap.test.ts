@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import { brotliCompressSync, constants, createGzip } from 'node:zlib'
 import { describe, expect, test } from 'vitest'
+import { seededRandom } from '../../../test/support/seeded-random.js'
 import { createUsageTap, eventEnd, type UsageFacts } from './usage-tap.js'
 
 const fixture = readFileSync(new URL('../test/fixtures/padded-stream.sse', import.meta.url))
@@ -103,15 +104,7 @@ describe('createUsageTap', () => {
       }
       return facts
     }
-    // mulberry32: every bit varies (an LCG's low bits, taken modulo small n, repeat in short cycles).
-    let seed = 11
-    const random = (n: number): number => {
-      seed = (seed + 0x6d2b79f5) | 0
-      let t = Math.imul(seed ^ (seed >>> 15), 1 | seed)
-      t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t
-      return Math.floor((((t ^ (t >>> 14)) >>> 0) / 4294967296) * n)
-    }
-    const pick = <T>(items: readonly T[]): T => items[random(items.length)] as T
+    const { random, pick } = seededRandom(11)
     const counter = (): unknown => pick([0, 1, 7, 12345, 99999999, null, -3, 1.5, 2e3, '12', true])
     const extra = (): unknown => pick([
       'standard', null, 17, { ephemeral_5m_input_tokens: 3, nested: [1, { output_tokens: 5 }] }, ['a "quoted" } { value', '\\', { input_tokens: 9 }], 'with \\"escapes\\" and \u00e9',
