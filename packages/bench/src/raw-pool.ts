@@ -14,6 +14,7 @@ import type { Dispatcher } from 'undici'
  */
 export interface RawHandler {
   onHeaders (statusCode: number): unknown
+  /** A view of the shared read buffer over plain HTTP: valid only during the call (copy it to keep it). */
   onData (chunk: Buffer): unknown
   onComplete (): void
   onError (error: Error): void
@@ -42,6 +43,14 @@ export function encodeRequest (origin: URL, request: Dispatcher.DispatchOptions)
   return body === null ? Buffer.from(head, 'latin1') : Buffer.concat([Buffer.from(head, 'latin1'), body])
 }
 
+/**
+ * The buffer every plain-HTTP connection's socket reads into (the socket's `onread`): a read is
+ * parsed at once and its body pieces are handed on as views, so no Buffer, stream push or 'data'
+ * event per read, the load side's largest cost per streamed event (docs/benchmark.md).
+ */
+let sharedReadBuffer: Buffer | null = null
+const READ_BUFFER_BYTES = 64 * 1024
+
 class RawConnection {
   readonly socket: Socket
   readonly #pool: RawPool
@@ -54,9 +63,19 @@ class RawConnection {
     this.#pool = pool
     const port = Number(origin.port) || (origin.protocol === 'https:' ? 443 : 80)
     const host = origin.hostname.startsWith('[') ? origin.hostname.slice(1, -1) : origin.hostname
-    this.socket = origin.protocol === 'https:' ? tlsConnect({ host, port, servername: host }) : netConnect({ host, port })
-    this.socket.setNoDelay(true)
     const parser: Parser = new HTTPParser()
+    const onParsed = (result: unknown): void => {
+      if (result instanceof Error) this.destroy(new Error(`invalid response (${(result as Error & { code?: string }).code ?? result.message})`))
+    }
+    if (origin.protocol === 'https:') {
+      this.socket = tlsConnect({ host, port, servername: host })
+      this.socket.on('data', (chunk: Buffer) => { onParsed(parser.execute(chunk)) })
+    } else {
+      sharedReadBuffer ??= Buffer.allocUnsafe(READ_BUFFER_BYTES)
+      const buffer = sharedReadBuffer
+      this.socket = netConnect({ host, port, onread: { buffer, callback: (bytes: number): boolean => { onParsed(parser.execute(buffer.subarray(0, bytes))); return true } } })
+    }
+    this.socket.setNoDelay(true)
     parser.initialize(HTTPParser.RESPONSE, {}, 0, HTTPParser.kLenientNone)
     parser[kOnHeaders] = () => {}
     parser[kOnHeadersComplete] = (_major: number, _minor: number, _headers: unknown, _method: unknown, _url: unknown, statusCode: number,
@@ -75,10 +94,6 @@ class RawConnection {
       else this.#pool.release(this)
       handler.onComplete()
     }
-    this.socket.on('data', (chunk: Buffer) => {
-      const result = parser.execute(chunk)
-      if (result instanceof Error) this.destroy(new Error(`invalid response (${(result as Error & { code?: string }).code ?? result.message})`))
-    })
     this.socket.on('end', () => {
       // A body delimited by the end of the connection completes here.
       if (this.handler !== null) parser.finish()

@@ -143,6 +143,45 @@ describe('RawPool, the load generator\'s client', () => {
     expect((await third.done).error).toMatch(/invalid response/)
   })
 
+  it('reads every connection into one shared buffer without mixing their bodies, and bodies larger than it', async () => {
+    // Each connection's response comes in many small writes, interleaved with the others', so
+    // consecutive reads into the shared buffer belong to different connections; one body is
+    // larger than the buffer (64 KiB), so it takes several reads.
+    const server = await serve((request, response) => {
+      const id = request.headers['x-id'] as string
+      if (id === 'large') {
+        response.end(`${'L'.repeat(200_000)}end`)
+        return
+      }
+      let left = 40
+      const next = (): void => {
+        if (--left === 0) response.end(`${id}.`)
+        else {
+          response.write(`${id}:${left},`)
+          setImmediate(next)
+        }
+      }
+      next()
+    })
+    const outcomes: Array<Promise<Outcome>> = []
+    const pools: RawPool[] = []
+    for (const id of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'large']) {
+      const pool = new RawPool(server.url, { ...REQUEST, headers: [...REQUEST.headers, 'x-id', id] }, { connections: 1 })
+      pools.push(pool)
+      const handler = collect()
+      pool.dispatch(handler)
+      outcomes.push(handler.done)
+    }
+    const results = await Promise.all(outcomes)
+    for (const [index, id] of ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].entries()) {
+      let expected = ''
+      for (let left = 39; left > 0; left--) expected += `${id}:${left},`
+      expect(results[index]).toEqual({ status: 200, body: `${expected}${id}.`, error: null })
+    }
+    expect(results[8]).toEqual({ status: 200, body: `${'L'.repeat(200_000)}end`, error: null })
+    await Promise.all(pools.map((pool) => pool.close()))
+  })
+
   it('destroy() fails what is in flight and what waits; close() lets a response finish', async () => {
     const waiting: ServerResponse[] = []
     const server = await serve((_request, response) => { waiting.push(response) })
