@@ -2,14 +2,19 @@ import { createEmulator, type Emulator } from '@apt/bench'
 import { Agent, request } from 'undici'
 import { afterAll, beforeAll, describe, expect, test } from 'vitest'
 import { type RunningProxy, startProxy } from './helpers.js'
+import { liveInstances } from '../../../test/support/heap-census.js'
 
 /**
  * Every kind of exchange at once through a small pool (8 upstream connections): JSON,
  * streams, paced and gzip streams, error statuses, mid-stream drops and errors, slow
  * headers, client aborts and large uploads. Each request must end the way its kind says,
  * and afterwards the proxy must be idle: nothing in flight, nothing queued, every pooled
- * socket free. A connection pooled in the wrong state shows up here as a hang or a count.
+ * socket free. A connection pooled in the wrong state shows up here as a hang or a count, and an
+ * exchange that some way of ending leaves reachable shows up in a count of the heap's objects.
  */
+
+/** The proxy's objects that belong to one exchange or one client connection (a name is counted only if unique). */
+const PER_EXCHANGE = ['ForwardHandler', 'FrontConnection', 'FrontRequest', 'FrontResponse', 'Tap', 'SseReader', 'ResponseHead', 'AdapterError', 'WireError']
 
 const BASE = { 'x-api-key': 'k', 'anthropic-version': '2023-06-01', 'content-type': 'application/json' }
 
@@ -80,5 +85,12 @@ describe('mixed traffic through a small pool', () => {
     expect(pool.queued).toBe(0)
     expect(pool.running).toBe(0)
     expect(proxy.app.apt.inFlight()).toEqual({ requests: 0, streams: 0 })
+
+    // Nothing of any exchange is left in the heap, however it ended: the client's connections are
+    // closed, so the only upstream objects alive are the pooled connections themselves.
+    const census = await liveInstances([...PER_EXCHANGE, 'WireConnection'])
+    expect(census).toEqual({ ...Object.fromEntries(PER_EXCHANGE.map((name) => [name, 0])), WireConnection: census.WireConnection })
+    expect(census.WireConnection).toBeLessThanOrEqual(8)
+    expect(census.WireConnection).toBe(process.env.APT_TEST_ENGINE === 'undici' ? 0 : proxy.app.apt.stats().pool.connected)
   }, 60_000)
 })
