@@ -27,7 +27,7 @@ describe('parseCliArguments', () => {
     expect(parsed.errors).toEqual([
       "--requests must be a positive integer, got '0'",
       "--test-type must be one of latency, streaming, concurrent, all, got 'soak'",
-      "--compare takes name=command or a preset (undici-minimal, fastify-http-proxy, nginx), got 'nope'",
+      "--compare takes name=command or a preset (undici-minimal, fastify-http-proxy, nginx, node-relay), got 'nope'",
       "unknown option '--bogus' (see --help)",
       '--workers needs a value',
       '--upstream is only used with --target (otherwise the emulator is the upstream)',
